@@ -4,6 +4,7 @@
 /// that names the function and the argument, so callers learn what was wrong without a debugger.
 
 #include <Eigen/Core>
+#include <Eigen/LU>
 
 #include <cmath>
 #include <sstream>
@@ -51,12 +52,12 @@ void check_invertible_3x3(const Eigen::MatrixBase<Derived>& H, const char* funct
   static_assert(Derived::RowsAtCompileTime == 3 && Derived::ColsAtCompileTime == 3,
                 "crossview: a homography must be a 3x3 Eigen matrix");
   check_finite(H, function, argument);
-  using Scalar = typename Derived::Scalar;
-  const Scalar scale = H.cwiseAbs().maxCoeff();
-  const Scalar det = H.determinant();
-  // |det| is homogeneous of degree 3 in the scale; compare it against scale^3.
-  if (!(scale > Scalar(0)) ||
-      std::abs(det) <= Scalar(64) * Eigen::NumTraits<Scalar>::epsilon() * scale * scale * scale) {
+  // Decided in double: a float homography with pixel-sized translations has entries ~1e3, and
+  // its determinant must be compared with the scale^3 it is homogeneous in.
+  const Eigen::Matrix3d Hd = H.template cast<double>();
+  const double scale = Hd.cwiseAbs().maxCoeff();
+  const double det = Hd.determinant();
+  if (!(scale > 0.0) || !(std::abs(det) > 1e-12 * scale * scale * scale)) {
     std::ostringstream got;
     got << "must be an invertible 3x3 homography, got determinant " << det;
     throw_invalid(function, argument, got.str());
