@@ -14,6 +14,11 @@ set(_crossview_torch_module_dir "${CMAKE_CURRENT_LIST_DIR}")
 
 macro(crossview_find_torch)
   if(NOT TARGET torch)
+    # Without a GPU, Caffe2's config would try_run a detection program; name the architectures
+    # instead (those crossview's CUDA kernels are built for). Override with TORCH_CUDA_ARCH_LIST.
+    if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+      set(TORCH_CUDA_ARCH_LIST "8.0;9.0")
+    endif()
     find_package(Torch QUIET)
     if(NOT Torch_FOUND)
       set(_cv_candidates "${CROSSVIEW_PYTHON}")
@@ -28,11 +33,6 @@ macro(crossview_find_torch)
                           OUTPUT_VARIABLE _cv_prefix OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _cv_rc
                           ERROR_QUIET)
           if(_cv_rc EQUAL 0 AND EXISTS "${_cv_prefix}")
-            # Without a GPU, Caffe2's config would try_run a detection program; name the
-            # architectures instead (those the CUDA kernels are built for).
-            if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
-              set(TORCH_CUDA_ARCH_LIST "8.0;9.0")
-            endif()
             find_package(Torch QUIET PATHS "${_cv_prefix}" NO_DEFAULT_PATH)
           endif()
         endif()
@@ -40,6 +40,15 @@ macro(crossview_find_torch)
     endif()
     if(Torch_FOUND)
       message(STATUS "crossview: found Torch ${Torch_VERSION} at ${Torch_DIR}")
+      # Imported targets are local to the directory that found them; crossview::crossview is used
+      # from the parent project's directories too (add_subdirectory), so make them global.
+      get_directory_property(_cv_imported IMPORTED_TARGETS)
+      foreach(_cv_t IN LISTS _cv_imported)
+        get_target_property(_cv_global ${_cv_t} IMPORTED_GLOBAL)
+        if(NOT _cv_global)
+          set_target_properties(${_cv_t} PROPERTIES IMPORTED_GLOBAL TRUE)
+        endif()
+      endforeach()
     elseif("${ARGN}" STREQUAL "REQUIRED")
       message(FATAL_ERROR "crossview: libtorch not found. Run cmake/install_deps.sh, or point CMAKE_PREFIX_PATH "
                           "at a libtorch (its share/cmake folder), or set CROSSVIEW_PYTHON to a Python with torch.")
