@@ -4,6 +4,7 @@
 /// consistency loss (Eq. 9) and the CVC metric consume.
 
 #include "crossview/detail/tensor_checks.hpp"
+#include "crossview/warp/detail/size_hw.hpp"
 
 #include <torch/torch.h>
 
@@ -19,9 +20,6 @@ struct Correspondence {
   /// 0 <= x <= w_b - 1 and 0 <= y <= h_b - 1 (so bilinear sampling needs no padding).
   torch::Tensor valid;
 };
-
-/// Size of a 2-D map as {height, width}.
-using SizeHW = std::array<int64_t, 2>;
 
 /// For every cell of feature grid a (size grid_a_hw, computed from an image patch of size
 /// image_a_hw) its position in feature grid b (grid_b_hw from image_b_hw), given the pair
