@@ -1,0 +1,243 @@
+#pragma once
+/// \file
+/// The residual blocks of ResNet (He et al. 2016) in torchvision's layout and parameter names
+/// (`conv1`, `bn1`, ..., `downsample.0`, `downsample.1`), with dilation for output-stride-8
+/// backbones and the option of a GGDC layer (paper Eq. 5-8) in place of the block's last 3x3
+/// convolution.
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <ostream>
+
+namespace crossview {
+
+/// Options of one residual block (`BasicBlock` or `Bottleneck`).
+///
+/// `planes` is the block's inner width; a block outputs `planes * expansion` channels
+/// (1 for BasicBlock, 4 for Bottleneck). `first_dilation` is the dilation of the 3x3 conv that
+/// carries the stride (conv1 of a BasicBlock, conv2 of a Bottleneck); `dilation` that of the
+/// remaining 3x3 conv of a BasicBlock. torchvision's `replace_stride_with_dilation` gives the
+/// first block of a dilated stage the previous stage's dilation as `first_dilation` and the stage's
+/// dilation as `dilation`; every later block gets the stage's dilation for both.
+struct ResidualBlockOptions {
+  ResidualBlockOptions(int64_t in_channels, int64_t planes) : in_channels_(in_channels), planes_(planes) {}
+
+  /// Channels of the block's input.
+  TORCH_ARG(int64_t, in_channels);
+  /// Inner width of the block.
+  TORCH_ARG(int64_t, planes);
+  /// Stride of the block (1 or 2), carried by its first 3x3 conv and its downsample projection.
+  TORCH_ARG(int64_t, stride) = 1;
+  /// Dilation (= padding) of the 3x3 conv that carries the stride.
+  TORCH_ARG(int64_t, first_dilation) = 1;
+  /// Dilation (= padding) of a BasicBlock's second 3x3 conv (unused by Bottleneck).
+  TORCH_ARG(int64_t, dilation) = 1;
+  /// Replace the block's last 3x3 conv (`conv2` in both block types) by a GGDC layer with the same
+  /// shape, stride and dilation. Its parameter `conv2.weight` keeps the plain conv's name and shape.
+  TORCH_ARG(bool, ggdc) = false;
+};
+
+namespace detail {
+
+/// The 3x3 convolution of a residual block: a plain `Conv2d` or, when `ggdc` is set, a GGDC
+/// layer. Both take `[N, in, H, W]` and return `[N, out, H', W']`. Registered as `name` in
+/// `owner` so parameter names match torchvision's (`conv2.weight`).
+torch::nn::AnyModule make_block_conv3x3(torch::nn::Module& owner, const char* name, int64_t in, int64_t out,
+                                        int64_t stride, int64_t dilation, bool ggdc);
+
+/// torchvision's `downsample`: 1x1 conv (no bias) with the block's stride, then BatchNorm.
+inline torch::nn::Sequential make_downsample(int64_t in, int64_t out, int64_t stride) {
+  return torch::nn::Sequential(
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)),
+      torch::nn::BatchNorm2d(out));
+}
+
+/// torchvision's conv initialisation: Kaiming normal, fan_out mode, ReLU gain.
+inline void init_conv_weight(torch::Tensor weight) {
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_normal_(weight, 0.0, torch::kFanOut, torch::kReLU);
+}
+
+/// BatchNorm weight 1, bias 0 (and fresh running statistics).
+inline void init_batch_norm(torch::nn::BatchNorm2dImpl& bn) {
+  bn.reset_parameters();
+}
+
+/// Initialises a `make_downsample` projection.
+inline void init_downsample(torch::nn::Sequential& downsample) {
+  init_conv_weight(downsample[0]->as<torch::nn::Conv2d>()->weight);
+  init_batch_norm(*downsample[1]->as<torch::nn::BatchNorm2d>());
+}
+
+/// The convolution weight `[out, in, 3, 3]` of a block's 3x3 conv (plain or GGDC): its direct
+/// parameter named `weight`.
+inline torch::Tensor block_conv_weight(const torch::nn::AnyModule& conv) {
+  const auto params = conv.ptr()->named_parameters(/*recurse=*/false);
+  const auto* weight = params.find("weight");
+  TORCH_INTERNAL_ASSERT(weight != nullptr, "residual block: 3x3 conv without a parameter named weight");
+  return *weight;
+}
+
+/// Validates the options shared by both block types.
+inline void check_block_options(const ResidualBlockOptions& o, const char* block) {
+  TORCH_CHECK(o.in_channels() > 0 && o.planes() > 0, block, ": in_channels and planes must be positive, got ",
+              o.in_channels(), " and ", o.planes());
+  TORCH_CHECK(o.stride() == 1 || o.stride() == 2, block, ": stride must be 1 or 2, got ", o.stride());
+  TORCH_CHECK(o.first_dilation() >= 1 && o.dilation() >= 1, block, ": dilations must be >= 1, got ",
+              o.first_dilation(), " and ", o.dilation());
+}
+
+}  // namespace detail
+
+/// ResNet's basic block (ResNet-18/34): 3x3 conv - BN - ReLU - 3x3 conv - BN, plus identity (or a
+/// 1x1 projection when the stride or the width changes), then ReLU.
+/// Input `[N, in_channels, H, W]`, output `[N, planes, H / stride, W / stride]` (float, any device).
+/// With `ggdc`, conv2 (the block's last 3x3 conv) is a GGDC layer.
+class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
+ public:
+  static constexpr int64_t kExpansion = 1;
+
+  explicit BasicBlockImpl(const ResidualBlockOptions& options) : options(options) { reset(); }
+
+  void reset() override {
+    detail::check_block_options(options, "BasicBlock");
+    const auto in = options.in_channels();
+    const auto planes = options.planes();
+    conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, planes, 3)
+                                                           .stride(options.stride())
+                                                           .padding(options.first_dilation())
+                                                           .dilation(options.first_dilation())
+                                                           .bias(false)));
+    bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
+    conv2 = detail::make_block_conv3x3(*this, "conv2", planes, planes, 1, options.dilation(), options.ggdc());
+    bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
+    if (options.stride() != 1 || in != planes * kExpansion) {
+      downsample = register_module("downsample", detail::make_downsample(in, planes * kExpansion, options.stride()));
+    } else {
+      downsample = nullptr;
+    }
+    reset_parameters();
+  }
+
+  /// torchvision's initialisation: Kaiming-normal (fan_out, ReLU) conv weights, BatchNorm weight 1
+  /// and bias 0. A GGDC conv2 gets the same for its conv weight; its offset head stays as GGDC made
+  /// it (zero, so the block starts as the plain-conv block).
+  void reset_parameters() {
+    detail::init_conv_weight(conv1->weight);
+    detail::init_conv_weight(detail::block_conv_weight(conv2));
+    detail::init_batch_norm(*bn1);
+    detail::init_batch_norm(*bn2);
+    if (downsample) detail::init_downsample(downsample);
+  }
+
+  /// `x`: `[N, in_channels, H, W]` -> `[N, planes, H / stride, W / stride]`.
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto out = bn1->forward(conv1->forward(x)).relu_();
+    out = bn2->forward(conv2.forward(out));
+    out += downsample ? downsample->forward(x) : x;
+    return out.relu_();
+  }
+
+  void pretty_print(std::ostream& stream) const override {
+    stream << "crossview::BasicBlock(in=" << options.in_channels() << ", planes=" << options.planes()
+           << ", stride=" << options.stride() << ", dilation=" << options.first_dilation() << "/"
+           << options.dilation() << ", conv2=" << (options.ggdc() ? "GGDC" : "Conv2d") << ")";
+  }
+
+  ResidualBlockOptions options;
+  torch::nn::Conv2d conv1{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr};
+  /// Plain `Conv2d` or GGDC (see `ResidualBlockOptions::ggdc`).
+  torch::nn::AnyModule conv2;
+  torch::nn::BatchNorm2d bn2{nullptr};
+  /// Projection of the identity path; empty when shapes match.
+  torch::nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+/// ResNet's bottleneck block (ResNet-50/101, torchvision's "v1.5": the stride sits on the 3x3
+/// conv): 1x1 - BN - ReLU - 3x3 - BN - ReLU - 1x1 - BN, plus identity or projection, then ReLU.
+/// Input `[N, in_channels, H, W]`, output `[N, 4 * planes, H / stride, W / stride]`.
+/// With `ggdc`, conv2 (the block's only, hence last, 3x3 conv) is a GGDC layer.
+class BottleneckImpl : public torch::nn::Cloneable<BottleneckImpl> {
+ public:
+  static constexpr int64_t kExpansion = 4;
+
+  explicit BottleneckImpl(const ResidualBlockOptions& options) : options(options) { reset(); }
+
+  void reset() override {
+    detail::check_block_options(options, "Bottleneck");
+    const auto in = options.in_channels();
+    const auto planes = options.planes();
+    conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, planes, 1).bias(false)));
+    bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
+    conv2 = detail::make_block_conv3x3(*this, "conv2", planes, planes, options.stride(), options.first_dilation(),
+                                       options.ggdc());
+    bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
+    conv3 = register_module("conv3",
+                            torch::nn::Conv2d(torch::nn::Conv2dOptions(planes, planes * kExpansion, 1).bias(false)));
+    bn3 = register_module("bn3", torch::nn::BatchNorm2d(planes * kExpansion));
+    if (options.stride() != 1 || in != planes * kExpansion) {
+      downsample = register_module("downsample", detail::make_downsample(in, planes * kExpansion, options.stride()));
+    } else {
+      downsample = nullptr;
+    }
+    reset_parameters();
+  }
+
+  /// torchvision's initialisation: Kaiming-normal (fan_out, ReLU) conv weights, BatchNorm weight 1
+  /// and bias 0. A GGDC conv2 gets the same for its conv weight; its offset head stays as GGDC made
+  /// it (zero, so the block starts as the plain-conv block).
+  void reset_parameters() {
+    detail::init_conv_weight(conv1->weight);
+    detail::init_conv_weight(detail::block_conv_weight(conv2));
+    detail::init_conv_weight(conv3->weight);
+    detail::init_batch_norm(*bn1);
+    detail::init_batch_norm(*bn2);
+    detail::init_batch_norm(*bn3);
+    if (downsample) detail::init_downsample(downsample);
+  }
+
+  /// `x`: `[N, in_channels, H, W]` -> `[N, 4 * planes, H / stride, W / stride]`.
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto out = bn1->forward(conv1->forward(x)).relu_();
+    out = bn2->forward(conv2.forward(out)).relu_();
+    out = bn3->forward(conv3->forward(out));
+    out += downsample ? downsample->forward(x) : x;
+    return out.relu_();
+  }
+
+  void pretty_print(std::ostream& stream) const override {
+    stream << "crossview::Bottleneck(in=" << options.in_channels() << ", planes=" << options.planes()
+           << ", stride=" << options.stride() << ", dilation=" << options.first_dilation()
+           << ", conv2=" << (options.ggdc() ? "GGDC" : "Conv2d") << ")";
+  }
+
+  ResidualBlockOptions options;
+  torch::nn::Conv2d conv1{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr};
+  /// Plain `Conv2d` or GGDC (see `ResidualBlockOptions::ggdc`).
+  torch::nn::AnyModule conv2;
+  torch::nn::BatchNorm2d bn2{nullptr};
+  torch::nn::Conv2d conv3{nullptr};
+  torch::nn::BatchNorm2d bn3{nullptr};
+  /// Projection of the identity path; empty when shapes match.
+  torch::nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(Bottleneck);
+
+namespace detail {
+
+inline torch::nn::AnyModule make_block_conv3x3(torch::nn::Module& owner, const char* name, int64_t in, int64_t out,
+                                               int64_t stride, int64_t dilation, bool ggdc) {
+  TORCH_CHECK(!ggdc, "residual block: GGDC in place of ", name,
+              " is not available yet (crossview/nn/ggdc.hpp has not landed); use GGDCPlacement::kNone");
+  auto conv = owner.register_module(
+      name, torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(dilation).dilation(dilation)
+                                  .bias(false)));
+  return torch::nn::AnyModule(conv);
+}
+
+}  // namespace detail
+}  // namespace crossview
