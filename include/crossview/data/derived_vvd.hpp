@@ -1,0 +1,92 @@
+#pragma once
+/// \file
+/// Deriving a VVD evaluation view from an image and its label, as the paper does (Sec. 4.2): a
+/// random rotation homography (Eq. 1-2), the image warped bilinearly and the label by nearest
+/// neighbour straight into the largest rectangle inside the warped image (no fill pixels). And the
+/// sample type that VVD evaluation datasets yield. No OpenCV: file IO lives in crossview/io/.
+
+#include "crossview/geometry/homography.hpp"
+#include "crossview/geometry/inscribed_rect.hpp"
+#include "crossview/geometry/intrinsics.hpp"
+#include "crossview/geometry/rotation.hpp"
+#include "crossview/geometry/view_sampling.hpp"
+#include "crossview/warp/warp_image.hpp"
+#include "crossview/warp/warp_labels.hpp"
+
+#include <Eigen/Core>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <sstream>
+
+namespace crossview {
+
+/// One pair of a VVD evaluation dataset: an original view, a view of the same scene in another
+/// direction, and the homography between them. Images are float32 [3, H, W] in [0, 1] (not
+/// normalised), labels int64 [H, W] train ids with 255 ignore, all on the CPU.
+struct VVDSample {
+  torch::Tensor image;          ///< original view [3, H, W]
+  torch::Tensor label;          ///< original labels [H, W]
+  torch::Tensor derived_image;  ///< derived view [3, h, w]
+  torch::Tensor derived_label;  ///< derived labels [h, w]
+  /// Maps original pixels to derived pixels: p_derived ~ H_derived_source * p_source (Eq. 3/4).
+  Eigen::Matrix3d H_derived_source{Eigen::Matrix3d::Identity()};
+};
+
+/// A derived view and how it was made.
+struct DerivedView {
+  torch::Tensor image;  ///< [3, h, w], the input's dtype: the source warped (bilinear) into the crop
+  torch::Tensor label;  ///< [h, w] int64: the source labels warped (nearest) into the crop
+  /// Source pixels -> derived (cropped) pixels: T(-crop origin) * K R K^-1 (Eq. 2-3).
+  Eigen::Matrix3d H_derived_source{Eigen::Matrix3d::Identity()};
+  /// The crop in the full rotated view: the largest rectangle whose every pixel centre samples the
+  /// source inside [0, W-1] x [0, H-1] (largest_inscribed_rect).
+  Rect crop;
+  EulerAngles<double> angles;  ///< radians
+  double focal{0};             ///< pixels; principal point at the image centre
+};
+
+/// Derives the view of `image` ([3, H, W], uint8 or float) and `label` ([H, W] integer) under the
+/// rotation of `angles` for a camera of focal length `focal` pixels with its principal point at
+/// the image centre (Sec. 4.2): H = K R K^-1, crop = largest_inscribed_rect(H, W, H), the image
+/// warped bilinearly and the label by nearest neighbour with T(-origin) * H.
+/// \throws std::invalid_argument for a bad focal or angles, or when no pixel of the rotated view
+/// sees the source; c10::Error for bad tensors.
+inline DerivedView derive_vvd_view(const torch::Tensor& image, const torch::Tensor& label, double focal,
+                                   const EulerAngles<double>& angles) {
+  constexpr const char* kFn = "derive_vvd_view";
+  detail::check_rank(image, {3}, kFn, "image", "[3, H, W]");
+  detail::check_rank(label, {2}, kFn, "label", "[H, W]");
+  TORCH_CHECK(image.size(1) == label.size(0) && image.size(2) == label.size(1), kFn,
+              ": image and label must have the same height and width, got image ", detail::shape_string(image),
+              " and label ", detail::shape_string(label));
+  const int64_t height = image.size(1), width = image.size(2);
+  const auto K = Intrinsicsd::centered(focal, double(width), double(height));
+  const Eigen::Matrix3d R = rotation_from_euler(angles);
+  const Eigen::Matrix3d H = rotation_homography(K, R);
+  const Rect crop = largest_inscribed_rect(H, width, height);
+  if (crop.empty()) {
+    std::ostringstream got;
+    got << "leave no pixel of the rotated view inside the " << width << "x" << height << " source";
+    detail::throw_invalid(kFn, "angles", got.str());
+  }
+  DerivedView out;
+  out.H_derived_source = translation_homography<double>(Eigen::Vector2d(-double(crop.x), -double(crop.y))) * H;
+  out.crop = crop;
+  out.angles = angles;
+  out.focal = focal;
+  const SizeHW out_hw{crop.height, crop.width};
+  out.image = warp_image(image, out.H_derived_source, out_hw);
+  out.label = warp_labels(label.to(torch::kInt64), out.H_derived_source, out_hw);
+  return out;
+}
+
+/// derive_vvd_view with yaw, pitch and roll drawn uniformly from `range` (the paper's ranges by
+/// default) with `rng`.
+template <typename URBG>
+DerivedView derive_vvd_view(const torch::Tensor& image, const torch::Tensor& label, double focal,
+                            const ViewRange& range, URBG& rng) {
+  return derive_vvd_view(image, label, focal, sample_view<double>(range, rng));
+}
+
+}  // namespace crossview
