@@ -7,6 +7,8 @@ For each case NAME it writes OUT_DIR/NAME_weights.pt (the state dict as a plain 
 tensors, exactly the export documented in crossview/models/torchvision_weights.hpp) and
 OUT_DIR/NAME_reference.pt (dict: "input" and "layer1".."layer4", float64, eval mode). BatchNorm
 affine parameters and running statistics are randomised so that copying them is tested.
+For every depth it also writes OUT_DIR/resnetDEPTH_shapes.pt: state-dict name -> its shape as an
+int64 tensor (the layout the C++ ResNet must reproduce).
 """
 import os
 import sys
@@ -24,6 +26,11 @@ CASES = {
 def main(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     torch.manual_seed(7)
+    for depth in (18, 34, 50, 101):
+        with torch.device("meta"):  # shapes only: skip the weight initialisation
+            model = getattr(torchvision.models, f"resnet{depth}")()
+        shapes = {k: torch.tensor(list(v.shape), dtype=torch.int64) for k, v in model.state_dict().items()}
+        torch.save(shapes, os.path.join(out_dir, f"resnet{depth}_shapes.pt"))
     for name, (make, dilation, shape) in CASES.items():
         model = make(replace_stride_with_dilation=dilation)
         with torch.no_grad():

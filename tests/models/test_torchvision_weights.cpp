@@ -91,6 +91,26 @@ TEST_CASE_TEMPLATE("load_torchvision_resnet: dilated ResNet-50 (output stride 8)
   check_against_torchvision<T>("resnet50_os8", ResNetOptions(50).output_stride(8).ggdc_placement(GGDCPlacement::kNone));
 }
 
+TEST_CASE("ResNet: names and shapes of every depth are torchvision's (fc aside), also when dilated") {
+  if (!have_fixture()) return;
+  for (const int64_t depth : {18, 34, 50, 101}) {
+    CAPTURE(depth);
+    const auto shapes = crossview::load_state_dict_file(fixture_dir() + "/resnet" + std::to_string(depth) + "_shapes.pt");
+    ResNet net(ResNetOptions(depth).output_stride(8).ggdc_placement(GGDCPlacement::kNone));
+    auto tensors = net->named_parameters();
+    for (const auto& item : net->named_buffers()) tensors.insert(item.key(), item.value());
+    CHECK(tensors.size() + 2 == shapes.size());  // + fc.weight, fc.bias
+    for (const auto& item : shapes) {
+      if (item.key().rfind("fc.", 0) == 0) continue;
+      CAPTURE(item.key());
+      const auto* tensor = tensors.find(item.key());
+      REQUIRE(tensor != nullptr);
+      CHECK(tensor->sizes() == torch::IntArrayRef(std::vector<int64_t>(
+                                   item.value().data_ptr<int64_t>(), item.value().data_ptr<int64_t>() + item.value().numel())));
+    }
+  }
+}
+
 TEST_CASE("load_torchvision_resnet: the comparison can fail — without the running statistics outputs differ") {
   if (!have_fixture()) return;
   ResNet net(ResNetOptions(50).ggdc_placement(GGDCPlacement::kNone));
