@@ -1,0 +1,106 @@
+#pragma once
+/// \file
+/// Evaluation of a trained network on an evaluation split: segmentation mIoU on the original
+/// views, segmentation mIoU on the VVD views, and cross-view consistency (CVC): the VVD view's
+/// prediction against the original view's prediction carried over by the pair's homography
+/// (nearest, pixels without a correspondence left out), as mIoU and pixel accuracy.
+
+#include "data.hpp"
+#include "figures.hpp"
+#include "model.hpp"
+#include "report.hpp"
+
+#include <crossview/metrics/confusion_matrix.hpp>
+#include <crossview/warp.hpp>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace crossview::train {
+
+/// Class prediction [H, W] int64 (CPU) of one image [3, H, W] float in [0, 1].
+inline torch::Tensor predict(Network& network, const torch::Tensor& image, torch::Device device) {
+  torch::NoGradGuard no_grad;
+  const auto out = network->forward(normalize_images(image.unsqueeze(0)).to(device));
+  return out.logits.argmax(1).squeeze(0).to(torch::kCPU, torch::kInt64);
+}
+
+/// A variant's predictions on one pair, kept for the figures.
+struct PairPredictions {
+  torch::Tensor vvd;       ///< [h, w] prediction on the VVD view
+  torch::Tensor disagree;  ///< [h, w] bool: differs from the original's prediction carried over
+  torch::Tensor valid;     ///< [h, w] bool: the pixel has a correspondence in the original view
+};
+
+/// Metrics of one network on one split, plus the predictions of the first `keep` pairs.
+struct Evaluation {
+  VariantResult result;
+  std::vector<PairPredictions> kept;
+};
+
+/// Evaluates `network` on every pair of the dataset's evaluation split (eval mode, no gradients).
+inline Evaluation evaluate(Network& network, const Dataset& data, torch::Device device, size_t keep) {
+  network->eval();
+  const int64_t num_classes = data.num_classes;
+  ConfusionMatrix seg_original(num_classes, 255), seg_vvd(num_classes, 255), cvc(num_classes, 255);
+  Evaluation evaluation;
+  for (int64_t i = 0; i < data.eval_size; ++i) {
+    const auto pair = data.eval_pair(i);
+    const auto pred_original = predict(network, pair.original.image, device);
+    const auto pred_vvd = predict(network, pair.vvd.image, device);
+    seg_original.update(pred_original, pair.original.label);
+    seg_vvd.update(pred_vvd, pair.vvd.label);
+    // CVC: the original's prediction seen from the VVD view; 255 where there is no correspondence.
+    const SizeHW hw{pred_vvd.size(0), pred_vvd.size(1)};
+    const auto carried = warp_labels(pred_original, pair.H_vvd_orig, hw, 255);
+    const auto valid = carried != 255;
+    cvc.update(pred_vvd, carried);
+    if (size_t(i) < keep) evaluation.kept.push_back({pred_vvd, (pred_vvd != carried) & valid, valid});
+  }
+  auto& r = evaluation.result;
+  r.seg_miou_original = 100.0 * seg_original.mean_iou();
+  r.seg_miou_vvd = 100.0 * seg_vvd.mean_iou();
+  r.cvc_miou = 100.0 * cvc.mean_iou();
+  r.cvc_pixacc = 100.0 * cvc.pixel_accuracy();
+  const auto to_percent = [](const torch::Tensor& iou) {
+    std::vector<double> out;
+    const auto a = iou.to(torch::kFloat64).contiguous();
+    for (int64_t k = 0; k < a.numel(); ++k) out.push_back(100.0 * a[k].item<double>());
+    return out;
+  };
+  r.iou_original = to_percent(seg_original.iou());
+  r.iou_vvd = to_percent(seg_vvd.iou());
+  return evaluation;
+}
+
+/// Writes the three figures for the evaluated variants into `dir`:
+/// fig4_segmentation.png, fig5_inconsistency.png, fig6_class_iou.png.
+inline void write_figures(const std::filesystem::path& dir, const Dataset& data, const std::vector<std::string>& names,
+                          const std::vector<Evaluation>& evaluations, size_t samples) {
+  std::vector<FigureSample> figure;
+  for (size_t i = 0; i < samples && int64_t(i) < data.eval_size; ++i) {
+    const auto pair = data.eval_pair(int64_t(i));
+    FigureSample s{pair.vvd.image, pair.vvd.label, {}, {}, {}};
+    bool complete = true;
+    for (const auto& e : evaluations) {
+      if (i >= e.kept.size()) {
+        complete = false;
+        break;
+      }
+      s.predictions.push_back(e.kept[i].vvd);
+      s.disagree.push_back(e.kept[i].disagree);
+      s.valid.push_back(e.kept[i].valid);
+    }
+    if (complete) figure.push_back(s);
+  }
+  write_segmentation_figure(dir / "fig4_segmentation.png", figure, names);
+  write_inconsistency_figure(dir / "fig5_inconsistency.png", figure, names);
+  std::vector<std::vector<double>> iou;
+  for (const auto& e : evaluations) iou.push_back(e.result.iou_vvd);
+  write_class_iou_figure(dir / "fig6_class_iou.png", "Per-class IoU on the VVD views (" + data.name + ")",
+                         data.class_names, names, iou);
+}
+
+}  // namespace crossview::train

@@ -1,0 +1,228 @@
+// End-to-end runs of crossview-train and crossview-eval on tiny SyntheticStreet configurations:
+// the output files and results.json's schema, the resume guarantee (a run stopped abruptly and
+// resumed ends at exactly the weights of an uninterrupted run), and crossview-eval reproducing
+// the training program's evaluation from a checkpoint.
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <torch/torch.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kTrain = CROSSVIEW_BINARY_DIR "/bin/crossview-train";
+const std::string kEval = CROSSVIEW_BINARY_DIR "/bin/crossview-eval";
+
+/// A tiny configuration: two small renders per split, a 0.125-wide ResNet-18, a few iterations.
+const std::string kTiny =
+    " --iterations 6 --batch 4 --crop 48 --width 0.125 --train-images 3 --eval-images 2 --eval-height 64"
+    " --eval-width 96 --checkpoint-every 2 --closs-start 0.3 --threads 2 --figure-samples 2";
+
+/// A fresh folder for one test's outputs.
+fs::path fresh_dir(const std::string& name) {
+  const auto dir = fs::temp_directory_path() / ("crossview_programs_" + std::to_string(::getpid())) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+struct Run {
+  int status{-1};
+  std::string output;
+};
+
+/// Runs `command` with stdout and stderr captured; the exit status (-1 if it did not exit).
+Run run(const std::string& command, const fs::path& log) {
+  const int raw = std::system((command + " > " + log.string() + " 2>&1").c_str());
+  Run r;
+  r.status = (raw != -1 && WIFEXITED(raw)) ? WEXITSTATUS(raw) : -1;
+  std::ifstream in(log);
+  std::stringstream s;
+  s << in.rdbuf();
+  r.output = s.str();
+  return r;
+}
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in.good(), "missing ", path.string());
+  return nlohmann::json::parse(in);
+}
+
+/// The model parameters and buffers of a crossview-train checkpoint, by name.
+std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const fs::path& path) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path.string());
+  torch::serialize::InputArchive model;
+  archive.read("model", model);
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& key : model.keys()) {
+    torch::Tensor t;
+    if (model.try_read(key, t) || model.try_read(key, t, /*is_buffer=*/true)) out.emplace_back(key, t);
+  }
+  return out;
+}
+
+void require_programs() {
+  REQUIRE_MESSAGE(fs::exists(kTrain), kTrain, " is missing: build the crossview-train target first");
+  REQUIRE_MESSAGE(fs::exists(kEval), kEval, " is missing: build the crossview-eval target first");
+}
+
+}  // namespace
+
+TEST_CASE("crossview-train --help lists the Table 1 options") {
+  require_programs();
+  const auto dir = fresh_dir("help");
+  const auto r = run(kTrain + " --help", dir / "log.txt");
+  CHECK(r.status == 0);
+  for (const char* flag : {"--variants", "--iterations", "--lr", "--crop", "--closs-alpha", "--resume", "--device"}) {
+    CHECK_MESSAGE(r.output.find(flag) != std::string::npos, flag);
+  }
+  CHECK(r.output.find("--stop-after") == std::string::npos);  // hidden test hook
+  const auto bad = run(kTrain + " --variants baseline,nope --out " + (dir / "bad").string(), dir / "bad.txt");
+  CHECK(bad.status != 0);
+  CHECK(bad.output.find("nope") != std::string::npos);
+  const auto no_root = run(kTrain + " --dataset camvid", dir / "no_root.txt");
+  CHECK(no_root.status != 0);
+  CHECK(no_root.output.find("--root") != std::string::npos);
+}
+
+TEST_CASE("crossview-train: a tiny run writes the table, results.json, logs, checkpoints and figures") {
+  require_programs();
+  const auto dir = fresh_dir("tiny");
+  const auto out = dir / "out";
+  const auto r = run(kTrain + kTiny + " --variants vvd+ggdc+closs,baseline --out " + out.string(), dir / "log.txt");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("Table 1") != std::string::npos);
+  CHECK(r.output.find("( 72.79)") != std::string::npos);  // the paper's baseline VVD mIoU beside ours
+
+  const auto results = read_json(out / "results.json");
+  CHECK(results.at("dataset") == "synthetic");
+  const auto& variants = results.at("variants");
+  REQUIRE(variants.size() == 2);
+  CHECK(variants[0].at("name") == "baseline");  // Table 1's order, whatever the command line's
+  CHECK(variants[1].at("name") == "vvd+ggdc+closs");
+  for (const auto& v : variants) {
+    for (const char* key : {"seg_miou_original", "seg_miou_vvd", "cvc_miou", "cvc_pixacc"}) {
+      const double value = v.at(key).get<double>();
+      CHECK_MESSAGE((value >= 0.0 && value <= 100.0), key, " = ", value);
+    }
+    CHECK(v.at("iterations") == 6);
+    CHECK(v.at("train_seconds").get<double>() > 0.0);
+    // Per-class IoU lists hold one entry per class (null for classes absent from the split).
+    CHECK(v.at("per_class_iou_vvd").size() == 19);
+  }
+
+  for (const char* variant : {"baseline", "vvd_ggdc_closs"}) {
+    CHECK(fs::exists(out / variant / "model.pt"));
+    CHECK_FALSE(fs::exists(out / variant / "checkpoint.pt"));  // removed once the model is final
+    std::ifstream log(out / variant / "train_log.csv");
+    std::string line;
+    std::vector<std::string> lines;
+    while (std::getline(log, line)) lines.push_back(line);
+    REQUIRE(lines.size() == 7);  // header + one row per iteration
+    CHECK(lines[0] == "iteration,lr,loss,ce,aux,closs,seconds");
+    CHECK(lines[6].rfind("6,", 0) == 0);
+    // The closs column: never on for the baseline; on from iteration 3 (30 % of 6 -> 2 done).
+    for (size_t i = 1; i < lines.size(); ++i) {
+      std::vector<std::string> cells;
+      std::stringstream row(lines[i]);
+      for (std::string cell; std::getline(row, cell, ',');) cells.push_back(cell);
+      REQUIRE(cells.size() == 7);
+      const double closs = std::stod(cells[5]);
+      if (std::string(variant) == "baseline" || i <= 2) {
+        CHECK(closs == 0.0);
+      } else {
+        CHECK(closs > 0.0);
+      }
+    }
+  }
+  for (const char* figure : {"fig4_segmentation.png", "fig5_inconsistency.png", "fig6_class_iou.png"}) {
+    const auto image = cv::imread((out / figure).string());
+    CHECK_MESSAGE(!image.empty(), figure);
+    CHECK(image.cols > 100);
+  }
+}
+
+TEST_CASE("crossview-train --resume after an abrupt stop reaches the weights of an uninterrupted run") {
+  require_programs();
+  const auto dir = fresh_dir("resume");
+  const std::string common = kTrain + kTiny + " --variants vvd+ggdc+closs --quiet --out ";
+  const auto whole = run(common + (dir / "whole").string(), dir / "whole.txt");
+  REQUIRE_MESSAGE(whole.status == 0, whole.output);
+
+  // Stops right after iteration 5 without any clean-up; the last checkpoint is iteration 4.
+  const auto stopped = run(common + (dir / "split").string() + " --stop-after 5", dir / "stopped.txt");
+  REQUIRE_MESSAGE(stopped.status == 3, stopped.output);
+  CHECK(fs::exists(dir / "split" / "vvd_ggdc_closs" / "checkpoint.pt"));
+  CHECK_FALSE(fs::exists(dir / "split" / "vvd_ggdc_closs" / "model.pt"));
+  const auto resumed = run(common + (dir / "split").string() + " --resume", dir / "resumed.txt");
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  CHECK(resumed.output.find("resuming at iteration 4") != std::string::npos);
+
+  const auto a = checkpoint_tensors(dir / "whole" / "vvd_ggdc_closs" / "model.pt");
+  const auto b = checkpoint_tensors(dir / "split" / "vvd_ggdc_closs" / "model.pt");
+  REQUIRE(a.size() > 10);
+  REQUIRE(a.size() == b.size());
+  int64_t differing = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(a[i].first == b[i].first);
+    if (!torch::equal(a[i].second, b[i].second)) {
+      ++differing;
+      MESSAGE(a[i].first, " differs by ", (a[i].second - b[i].second).abs().max().item<double>());
+    }
+  }
+  CHECK(differing == 0);
+
+  // The same evaluation, and the same log (apart from the timing column).
+  const auto ra = read_json(dir / "whole" / "results.json").at("variants")[0];
+  const auto rb = read_json(dir / "split" / "results.json").at("variants")[0];
+  for (const char* key : {"seg_miou_original", "seg_miou_vvd", "cvc_miou", "cvc_pixacc"}) CHECK(ra.at(key) == rb.at(key));
+  auto log_without_time = [](const fs::path& path) {
+    std::ifstream in(path);
+    std::vector<std::string> rows;
+    std::string line;
+    while (std::getline(in, line)) rows.push_back(line.substr(0, line.rfind(',')));
+    return rows;
+  };
+  CHECK(log_without_time(dir / "whole" / "vvd_ggdc_closs" / "train_log.csv") ==
+        log_without_time(dir / "split" / "vvd_ggdc_closs" / "train_log.csv"));
+
+  // A resumed run with another configuration is refused instead of silently mixing runs.
+  const auto other = run(kTrain + kTiny + " --variants vvd+ggdc+closs --quiet --lr 0.5 --resume --out " +
+                             (dir / "split").string(),
+                         dir / "other.txt");
+  CHECK(other.status != 0);
+  CHECK(other.output.find("another configuration") != std::string::npos);
+}
+
+TEST_CASE("crossview-eval reproduces the training program's evaluation from the checkpoint") {
+  require_programs();
+  const auto dir = fresh_dir("eval");
+  const auto train = run(kTrain + kTiny + " --variants vvd --quiet --out " + (dir / "train").string(), dir / "t.txt");
+  REQUIRE_MESSAGE(train.status == 0, train.output);
+  const auto eval = run(kEval + " --checkpoint " + (dir / "train" / "vvd" / "model.pt").string() +
+                            " --eval-images 2 --eval-height 64 --eval-width 96 --threads 2 --figure-samples 2 --out " +
+                            (dir / "eval").string(),
+                        dir / "e.txt");
+  REQUIRE_MESSAGE(eval.status == 0, eval.output);
+  const auto trained = read_json(dir / "train" / "results.json").at("variants")[0];
+  const auto evaluated = read_json(dir / "eval" / "eval.json").at("variants")[0];
+  CHECK(evaluated.at("name") == "vvd");
+  for (const char* key : {"seg_miou_original", "seg_miou_vvd", "cvc_miou", "cvc_pixacc"}) {
+    CHECK(trained.at(key).get<double>() == doctest::Approx(evaluated.at(key).get<double>()).epsilon(1e-9));
+  }
+  CHECK(fs::exists(dir / "eval" / "fig5_inconsistency.png"));
+}
