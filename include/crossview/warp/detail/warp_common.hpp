@@ -81,10 +81,11 @@ inline InverseHomographies invert_homographies(const torch::Tensor& H_dst_src, i
   return inv;
 }
 
-/// Checks out_hw and returns it.
+/// Checks out_hw (positive; the kernels index a row with int32).
 inline void check_out_hw(SizeHW out_hw, const char* fn) {
   TORCH_CHECK(out_hw[0] > 0 && out_hw[1] > 0, fn, ": out_hw must be positive {height, width}, got {", out_hw[0],
               ", ", out_hw[1], "}");
+  TORCH_CHECK(out_hw[1] < (int64_t(1) << 30), fn, ": out_hw width must be below 2^30, got ", out_hw[1]);
 }
 
 /// Source coordinates of every destination pixel, computed with tensor ops on `device`

@@ -2,8 +2,8 @@
 /// \file
 /// CPU kernels of warp_image (bilinear) and warp_labels (nearest). Rows of the output are split
 /// across threads with at::parallel_for; each row computes its homogeneous source coordinates
-/// incrementally from the row start (u, v, w affine in x), keeps per-row buffers of source offsets
-/// and weights (O(width) memory, never a full-size grid), then resamples every channel from them.
+/// incrementally from the row start (u, v, w affine in x) into per-row buffers (O(width) memory,
+/// never a full-size grid), then resamples every channel of its pixels from them.
 
 #include "crossview/warp/detail/warp_common.hpp"
 
@@ -11,97 +11,217 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace crossview::detail {
 
 /// Rows per at::parallel_for task: enough pixels per task to amortise its start.
 inline int64_t warp_grain_rows(int64_t out_w) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(1, out_w)); }
 
+/// Source coordinates of one output row, computed from the row's homogeneous start (u0, v0, w0)
+/// with per-pixel steps (M[0], M[3], M[6]); one division per pixel. Writes sx, sy and w (the
+/// point is behind the camera where w <= 0). Branch-free with an int32 counter, so the compiler
+/// vectorises it (SSE2 has no int64 -> double conversion).
+inline void warp_row_coordinates(const double* M, double y, int64_t out_w, double* __restrict sx,
+                                 double* __restrict sy, double* __restrict ws) {
+  const double m0 = M[0], m3 = M[3], m6 = M[6];
+  const double u0 = M[1] * y + M[2];
+  const double v0 = M[4] * y + M[5];
+  const double w0 = M[7] * y + M[8];
+  const int32_t n = int32_t(out_w);
+  for (int32_t x = 0; x < n; ++x) {
+    const double xd = double(x);
+    const double w = w0 + m6 * xd;
+    const double inv = 1.0 / w;
+    sx[x] = (u0 + m0 * xd) * inv;
+    sy[x] = (v0 + m3 * xd) * inv;
+    ws[x] = w;
+  }
+}
+
+/// uint8 results: round to nearest; interpolated uint8 values lie in [0, 255] up to rounding
+/// error (-tiny + 0.5 truncates to 0; 255.5 is clamped).
+template <typename scalar_t, typename acc_t>
+inline scalar_t warp_store(acc_t value) {
+  if constexpr (std::is_same_v<scalar_t, uint8_t>) {
+    return uint8_t(std::min<int32_t>(int32_t(value + acc_t(0.5)), 255));
+  } else {
+    return scalar_t(value);
+  }
+}
+
+/// The planes of one image and one output row, shared by the per-pixel functions.
+template <typename scalar_t>
+struct WarpRow {
+  const scalar_t* const* planes;  ///< [channels] source planes (H x W, contiguous)
+  scalar_t* const* outs;          ///< [channels] output rows
+  int64_t channels, src_h, src_w;
+};
+
+/// Bilinear sample of output pixel x at source (sx, sy) (w > 0 given by `front`), all channels.
+/// Taps outside the source read 0 (BORDER_CONSTANT). Reference for the SIMD path: it performs the
+/// same float operations in the same order, so both give bit-identical results.
+template <typename scalar_t>
+inline void warp_pixel(const WarpRow<scalar_t>& r, int64_t x, double sx, double sy, bool front) {
+  using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+  // "Some tap inside" is -1 < s < size; the comparisons are false for NaN.
+  if (!(front && sx > -1.0 && sx < double(r.src_w) && sy > -1.0 && sy < double(r.src_h))) {
+    for (int64_t c = 0; c < r.channels; ++c) r.outs[c][x] = scalar_t(0);
+    return;
+  }
+  // s > -1, so truncation of s + 1 is floor(s) + 1.
+  const int32_t x0 = int32_t(sx + 1.0) - 1;
+  const int32_t y0 = int32_t(sy + 1.0) - 1;
+  const acc_t fx = acc_t(sx - double(x0));
+  const acc_t fy = acc_t(sy - double(y0));
+  const bool interior = x0 >= 0 && y0 >= 0 && x0 + 1 < r.src_w && y0 + 1 < r.src_h;
+  for (int64_t c = 0; c < r.channels; ++c) {
+    const scalar_t* plane = r.planes[c];
+    auto tap = [&](int32_t xx, int32_t yy) {
+      return (interior || (xx >= 0 && yy >= 0 && xx < r.src_w && yy < r.src_h))
+                 ? acc_t(plane[int64_t(yy) * r.src_w + xx])
+                 : acc_t(0);
+    };
+    const acc_t a = tap(x0, y0), b = tap(x0 + 1, y0), cc = tap(x0, y0 + 1), d = tap(x0 + 1, y0 + 1);
+    const acc_t top = a + (b - a) * fx;
+    const acc_t bottom = cc + (d - cc) * fx;
+    r.outs[c][x] = warp_store<scalar_t>(top + (bottom - top) * fy);
+  }
+}
+
+#if defined(__SSE2__)
+/// One output row of uint8 or float32 images with SSE2: four pixels per step. A group whose
+/// sixteen taps are all inside the source (the common case) is interpolated in vector registers,
+/// with the same float operations as warp_pixel; other groups go through warp_pixel.
+template <typename scalar_t>
+void warp_row_sse2(const WarpRow<scalar_t>& r, const double* sx, const double* sy, const double* ws, int64_t out_w) {
+  static_assert(std::is_same_v<scalar_t, uint8_t> || std::is_same_v<scalar_t, float>, "uint8 or float32 only");
+  const __m128d zero = _mm_setzero_pd();
+  const __m128d last_x = _mm_set1_pd(double(r.src_w - 1)), last_y = _mm_set1_pd(double(r.src_h - 1));
+  const int64_t src_w = r.src_w;
+  int64_t x = 0;
+  for (; x + 4 <= out_w; x += 4) {
+    const __m128d x01 = _mm_loadu_pd(sx + x), x23 = _mm_loadu_pd(sx + x + 2);
+    const __m128d y01 = _mm_loadu_pd(sy + x), y23 = _mm_loadu_pd(sy + x + 2);
+    // All four taps inside: w > 0, 0 <= sx < W-1, 0 <= sy < H-1.
+    auto inside = [&](__m128d px, __m128d py, __m128d w) {
+      const __m128d in_x = _mm_and_pd(_mm_cmpge_pd(px, zero), _mm_cmplt_pd(px, last_x));
+      const __m128d in_y = _mm_and_pd(_mm_cmpge_pd(py, zero), _mm_cmplt_pd(py, last_y));
+      return _mm_movemask_pd(_mm_and_pd(_mm_cmpgt_pd(w, zero), _mm_and_pd(in_x, in_y)));
+    };
+    if ((inside(x01, y01, _mm_loadu_pd(ws + x)) & inside(x23, y23, _mm_loadu_pd(ws + x + 2))) != 3) {
+      for (int64_t k = x; k < x + 4; ++k) warp_pixel(r, k, sx[k], sy[k], ws[k] > 0);
+      continue;
+    }
+    // s >= 0: truncation is floor.
+    const __m128i ix01 = _mm_cvttpd_epi32(x01), ix23 = _mm_cvttpd_epi32(x23);
+    const __m128i iy01 = _mm_cvttpd_epi32(y01), iy23 = _mm_cvttpd_epi32(y23);
+    const __m128 wx = _mm_movelh_ps(_mm_cvtpd_ps(_mm_sub_pd(x01, _mm_cvtepi32_pd(ix01))),
+                                    _mm_cvtpd_ps(_mm_sub_pd(x23, _mm_cvtepi32_pd(ix23))));
+    const __m128 wy = _mm_movelh_ps(_mm_cvtpd_ps(_mm_sub_pd(y01, _mm_cvtepi32_pd(iy01))),
+                                    _mm_cvtpd_ps(_mm_sub_pd(y23, _mm_cvtepi32_pd(iy23))));
+    alignas(16) int32_t xi[4], yi[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(xi), _mm_unpacklo_epi64(ix01, ix23));
+    _mm_store_si128(reinterpret_cast<__m128i*>(yi), _mm_unpacklo_epi64(iy01, iy23));
+    int64_t off[4];
+    for (int k = 0; k < 4; ++k) off[k] = int64_t(yi[k]) * src_w + xi[k];
+    for (int64_t c = 0; c < r.channels; ++c) {
+      const scalar_t* plane = r.planes[c];
+      __m128 a, b, cc, d;
+      if constexpr (std::is_same_v<scalar_t, uint8_t>) {
+        // (p[0], p[1]) and (p[W], p[W+1]) as one 16-bit load each (x86 is little-endian).
+        uint16_t top[4], bottom[4];
+        for (int k = 0; k < 4; ++k) {
+          std::memcpy(&top[k], plane + off[k], 2);
+          std::memcpy(&bottom[k], plane + off[k] + src_w, 2);
+        }
+        const __m128i t = _mm_setr_epi32(top[0], top[1], top[2], top[3]);
+        const __m128i u = _mm_setr_epi32(bottom[0], bottom[1], bottom[2], bottom[3]);
+        const __m128i low = _mm_set1_epi32(0xFF);
+        a = _mm_cvtepi32_ps(_mm_and_si128(t, low));
+        b = _mm_cvtepi32_ps(_mm_srli_epi32(t, 8));
+        cc = _mm_cvtepi32_ps(_mm_and_si128(u, low));
+        d = _mm_cvtepi32_ps(_mm_srli_epi32(u, 8));
+      } else {
+        // (p[0], p[1]) of two pixels in one register, then de-interleaved.
+        auto pairs = [&](int k, int64_t shift) {
+          const __m128 lo = _mm_loadl_pi(_mm_setzero_ps(), reinterpret_cast<const __m64*>(plane + off[k] + shift));
+          return _mm_loadh_pi(lo, reinterpret_cast<const __m64*>(plane + off[k + 1] + shift));
+        };
+        const __m128 t01 = pairs(0, 0), t23 = pairs(2, 0), u01 = pairs(0, src_w), u23 = pairs(2, src_w);
+        a = _mm_shuffle_ps(t01, t23, _MM_SHUFFLE(2, 0, 2, 0));
+        b = _mm_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 1, 3, 1));
+        cc = _mm_shuffle_ps(u01, u23, _MM_SHUFFLE(2, 0, 2, 0));
+        d = _mm_shuffle_ps(u01, u23, _MM_SHUFFLE(3, 1, 3, 1));
+      }
+      const __m128 top = _mm_add_ps(a, _mm_mul_ps(_mm_sub_ps(b, a), wx));
+      const __m128 bottom = _mm_add_ps(cc, _mm_mul_ps(_mm_sub_ps(d, cc), wx));
+      const __m128 value = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bottom, top), wy));
+      scalar_t* out = r.outs[c] + x;
+      if constexpr (std::is_same_v<scalar_t, uint8_t>) {
+        // Round to nearest (value + 0.5, truncated; value >= 0) and saturate to 255.
+        __m128i q = _mm_cvttps_epi32(_mm_add_ps(value, _mm_set1_ps(0.5f)));
+        q = _mm_packs_epi32(q, q);
+        q = _mm_packus_epi16(q, q);
+        const int32_t packed = _mm_cvtsi128_si32(q);
+        std::memcpy(out, &packed, 4);
+      } else {
+        _mm_storeu_ps(out, value);
+      }
+    }
+  }
+  for (; x < out_w; ++x) warp_pixel(r, x, sx[x], sy[x], ws[x] > 0);
+}
+#endif
+
 /// Bilinear warp of `batch` images [C, H, W] (contiguous) into [C, out_h, out_w] each, sampling
 /// destination pixel (x, y) at H_src_dst * (x, y, 1). Taps outside the source contribute 0
 /// (OpenCV's BORDER_CONSTANT); w <= 0 gives 0. `valid` (may be null) receives, per destination
 /// pixel, w > 0 && 0 <= sx <= W-1 && 0 <= sy <= H-1. uint8 results are rounded to nearest and
 /// saturated; float and double are interpolated in their own precision (uint8 in float).
+///
+/// Per row: the source coordinates (vectorised), then every pixel resampled in all channels
+/// (uint8 and float32 four pixels at a time with SSE2 where available).
 template <typename scalar_t>
 void warp_image_cpu_kernel(const scalar_t* src, int64_t batch, int64_t channels, int64_t src_h, int64_t src_w,
                            const InverseHomographies& inv, scalar_t* dst, bool* valid, int64_t out_h, int64_t out_w) {
-  using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
   const int64_t src_plane = src_h * src_w;
   const int64_t dst_plane = out_h * out_w;
   const double max_x = double(src_w - 1), max_y = double(src_h - 1);
   at::parallel_for(0, batch * out_h, warp_grain_rows(out_w * channels), [&](int64_t begin, int64_t end) {
-    // Per pixel: offset of tap (x0, y0) in the source plane, kind (0: fill, 1: all four taps
-    // inside, 2: some taps outside), and the fractional weights.
-    std::vector<int64_t> offset(static_cast<size_t>(out_w));
-    std::vector<int32_t> x0s(static_cast<size_t>(out_w)), y0s(static_cast<size_t>(out_w));
-    std::vector<uint8_t> kind(static_cast<size_t>(out_w));
-    std::vector<acc_t> fxs(static_cast<size_t>(out_w)), fys(static_cast<size_t>(out_w));
+    const auto n_w = static_cast<size_t>(out_w);
+    std::vector<double> sxs(n_w), sys(n_w), wss(n_w);
+    std::vector<const scalar_t*> planes(static_cast<size_t>(channels));
+    std::vector<scalar_t*> outs(static_cast<size_t>(channels));
+    const WarpRow<scalar_t> r{planes.data(), outs.data(), channels, src_h, src_w};
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / out_h;
       const int64_t y = row % out_h;
-      const double* M = inv.of(n);
-      const double u0 = M[1] * double(y) + M[2];
-      const double v0 = M[4] * double(y) + M[5];
-      const double w0 = M[7] * double(y) + M[8];
-      bool* valid_row = valid ? valid + n * dst_plane + y * out_w : nullptr;
-      for (int64_t x = 0; x < out_w; ++x) {
-        const double w = w0 + M[6] * double(x);
-        const double sx = (u0 + M[0] * double(x)) / w;
-        const double sy = (v0 + M[3] * double(x)) / w;
-        // "Some tap inside" is -1 < s < size; the comparisons are false for NaN.
-        const bool near = w > 0 && sx > -1.0 && sx < double(src_w) && sy > -1.0 && sy < double(src_h);
-        if (valid_row) valid_row[x] = w > 0 && sx >= 0.0 && sx <= max_x && sy >= 0.0 && sy <= max_y;
-        if (!near) {
-          kind[size_t(x)] = 0;
-          continue;
-        }
-        // s > -1, so truncation of s + 1 is floor(s) + 1.
-        const int32_t x0 = int32_t(sx + 1.0) - 1;
-        const int32_t y0 = int32_t(sy + 1.0) - 1;
-        x0s[size_t(x)] = x0;
-        y0s[size_t(x)] = y0;
-        fxs[size_t(x)] = acc_t(sx - double(x0));
-        fys[size_t(x)] = acc_t(sy - double(y0));
-        offset[size_t(x)] = int64_t(y0) * src_w + x0;
-        kind[size_t(x)] = (x0 >= 0 && y0 >= 0 && x0 + 1 < src_w && y0 + 1 < src_h) ? 1 : 2;
-      }
-      for (int64_t c = 0; c < channels; ++c) {
-        const scalar_t* plane = src + (n * channels + c) * src_plane;
-        scalar_t* out = dst + (n * channels + c) * dst_plane + y * out_w;
+      warp_row_coordinates(inv.of(n), double(y), out_w, sxs.data(), sys.data(), wss.data());
+      if (valid) {
+        bool* valid_row = valid + n * dst_plane + y * out_w;
         for (int64_t x = 0; x < out_w; ++x) {
           const size_t i = size_t(x);
-          acc_t value;
-          if (kind[i] == 1) {
-            const scalar_t* p = plane + offset[i];
-            const acc_t a = acc_t(p[0]), b = acc_t(p[1]), cc = acc_t(p[src_w]), d = acc_t(p[src_w + 1]);
-            const acc_t top = a + (b - a) * fxs[i];
-            const acc_t bottom = cc + (d - cc) * fxs[i];
-            value = top + (bottom - top) * fys[i];
-          } else if (kind[i] == 2) {
-            // Border: taps outside the source read the fill value 0.
-            const int32_t x0 = x0s[i], y0 = y0s[i];
-            auto tap = [&](int32_t xx, int32_t yy) {
-              return (xx >= 0 && yy >= 0 && xx < src_w && yy < src_h) ? acc_t(plane[int64_t(yy) * src_w + xx])
-                                                                       : acc_t(0);
-            };
-            const acc_t a = tap(x0, y0), b = tap(x0 + 1, y0), cc = tap(x0, y0 + 1), d = tap(x0 + 1, y0 + 1);
-            const acc_t top = a + (b - a) * fxs[i];
-            const acc_t bottom = cc + (d - cc) * fxs[i];
-            value = top + (bottom - top) * fys[i];
-          } else {
-            value = acc_t(0);
-          }
-          if constexpr (std::is_same_v<scalar_t, uint8_t>) {
-            // Round to nearest and saturate (values are >= 0 up to rounding error).
-            const int32_t r = int32_t(value + acc_t(0.5));
-            out[x] = uint8_t(std::min<int32_t>(std::max<int32_t>(r, 0), 255));
-          } else {
-            out[x] = scalar_t(value);
-          }
+          valid_row[x] = wss[i] > 0 && sxs[i] >= 0.0 && sxs[i] <= max_x && sys[i] >= 0.0 && sys[i] <= max_y;
         }
       }
+      for (int64_t c = 0; c < channels; ++c) {
+        planes[size_t(c)] = src + (n * channels + c) * src_plane;
+        outs[size_t(c)] = dst + (n * channels + c) * dst_plane + y * out_w;
+      }
+#if defined(__SSE2__)
+      if constexpr (std::is_same_v<scalar_t, uint8_t> || std::is_same_v<scalar_t, float>) {
+        warp_row_sse2(r, sxs.data(), sys.data(), wss.data(), out_w);
+        continue;
+      }
+#endif
+      for (int64_t x = 0; x < out_w; ++x) warp_pixel(r, x, sxs[size_t(x)], sys[size_t(x)], wss[size_t(x)] > 0);
     }
   });
 }
@@ -117,21 +237,18 @@ void warp_labels_cpu_kernel(const label_t* src, int64_t batch, int64_t src_h, in
   const int64_t src_plane = src_h * src_w;
   const int64_t dst_plane = out_h * out_w;
   at::parallel_for(0, batch * out_h, warp_grain_rows(out_w), [&](int64_t begin, int64_t end) {
+    const auto n_w = static_cast<size_t>(out_w);
+    std::vector<double> sxs(n_w), sys(n_w), wss(n_w);
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / out_h;
       const int64_t y = row % out_h;
-      const double* M = inv.of(n);
-      const double u0 = M[1] * double(y) + M[2];
-      const double v0 = M[4] * double(y) + M[5];
-      const double w0 = M[7] * double(y) + M[8];
+      warp_row_coordinates(inv.of(n), double(y), out_w, sxs.data(), sys.data(), wss.data());
       const label_t* plane = src + n * src_plane;
       label_t* out = dst + n * dst_plane + y * out_w;
       bool* valid_row = valid ? valid + n * dst_plane + y * out_w : nullptr;
       for (int64_t x = 0; x < out_w; ++x) {
-        const double w = w0 + M[6] * double(x);
-        const double sx = (u0 + M[0] * double(x)) / w;
-        const double sy = (v0 + M[3] * double(x)) / w;
-        bool inside = w > 0 && sx > -1.0 && sx < double(src_w) && sy > -1.0 && sy < double(src_h);
+        const double sx = sxs[size_t(x)], sy = sys[size_t(x)];
+        bool inside = wss[size_t(x)] > 0 && sx > -1.0 && sx < double(src_w) && sy > -1.0 && sy < double(src_h);
         int64_t ix = 0, iy = 0;
         if (inside) {
           ix = int64_t(round_half_even(sx));
