@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 namespace crossview::detail {
@@ -30,15 +31,16 @@ struct CosinePairState {
 
 /// Per-pair loss [P] (float64) of features fa [N, C, ha, wa], fb [N, C, hb, wb] (contiguous,
 /// float or double, CPU) at the taps; fills `state` for the backward pass.
-template <typename scalar_t>
+/// Ka, Kb: taps per pair on each side (1: exact cells, 4: bilinear), fixed at compile time so that
+/// the tap loops unroll.
+template <typename scalar_t, int64_t Ka, int64_t Kb>
 torch::Tensor cosine_pair_loss_forward_cpu(const torch::Tensor& fa, const torch::Tensor& fb, const PairTaps& taps,
                                            double eps, CosinePairState& state) {
   const int64_t P = taps.size();
   const int64_t C = fa.size(1);
   const int64_t hwa = fa.size(2) * fa.size(3);
   const int64_t hwb = fb.size(2) * fb.size(3);
-  const int64_t Ka = taps.cell_a.size(1);
-  const int64_t Kb = taps.cell_b.size(1);
+  TORCH_INTERNAL_ASSERT(taps.cell_a.size(1) == Ka && taps.cell_b.size(1) == Kb);
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   auto loss = torch::empty({P}, f64);
   state.s = torch::empty({P}, f64);
@@ -61,15 +63,20 @@ torch::Tensor cosine_pair_loss_forward_cpu(const torch::Tensor& fa, const torch:
   bool* nyf_out = state.ny_floored.data_ptr<bool>();
   const double eps2 = eps * eps;
   const double log_norm = std::log1p(eps);
-  constexpr int64_t kChunk = 128;
+  // Pairs are processed in chunks; a chunk walks all channels, reading a run of neighbouring
+  // cells in each plane (long runs keep the hardware prefetcher busy).
+  constexpr int64_t kChunk = 1024;
   at::parallel_for(0, P, kChunk, [&](int64_t begin, int64_t end) {
+    std::vector<double> dot(kChunk), nx(kChunk), ny(kChunk);
+    // Offsets of each pair's taps inside channel 0 of its batch item; channel c adds c * hw.
+    std::vector<int64_t> off_a(kChunk * Ka), off_b(kChunk * Kb);
+    std::vector<scalar_t> w_a(kChunk * Ka), w_b(kChunk * Kb);
     for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
       const int64_t c1 = std::min(end, c0 + kChunk);
       const int64_t n = c1 - c0;
-      double dot[kChunk] = {}, nx[kChunk] = {}, ny[kChunk] = {};
-      // Offsets of each pair's taps inside channel 0 of its batch item; channel c adds c * hw.
-      int64_t off_a[kChunk * 4], off_b[kChunk * 4];
-      scalar_t w_a[kChunk * 4], w_b[kChunk * 4];
+      std::fill(dot.begin(), dot.end(), 0.0);
+      std::fill(nx.begin(), nx.end(), 0.0);
+      std::fill(ny.begin(), ny.end(), 0.0);
       for (int64_t i = 0; i < n; ++i) {
         const int64_t p = c0 + i;
         for (int64_t k = 0; k < Ka; ++k) {
@@ -113,7 +120,7 @@ torch::Tensor cosine_pair_loss_forward_cpu(const torch::Tensor& fa, const torch:
 }
 
 /// Gradients of `scale * sum_p l_p` with respect to fa and fb (same shapes and dtype, CPU).
-template <typename scalar_t>
+template <typename scalar_t, int64_t Ka, int64_t Kb>
 void cosine_pair_loss_backward_cpu(const torch::Tensor& fa, const torch::Tensor& fb, const PairTaps& taps,
                                    double eps, const CosinePairState& state, double scale, torch::Tensor& grad_a,
                                    torch::Tensor& grad_b) {
@@ -121,8 +128,7 @@ void cosine_pair_loss_backward_cpu(const torch::Tensor& fa, const torch::Tensor&
   const int64_t C = fa.size(1);
   const int64_t hwa = fa.size(2) * fa.size(3);
   const int64_t hwb = fb.size(2) * fb.size(3);
-  const int64_t Ka = taps.cell_a.size(1);
-  const int64_t Kb = taps.cell_b.size(1);
+  TORCH_INTERNAL_ASSERT(taps.cell_a.size(1) == Ka && taps.cell_b.size(1) == Kb);
   grad_a = torch::zeros_like(fa);
   grad_b = torch::zeros_like(fb);
   // ds/dx = rx*ry*y - s*rx^2*x (no second term where the norm floor is active); dl/ds as below.
@@ -183,6 +189,25 @@ void cosine_pair_loss_backward_cpu(const torch::Tensor& fa, const torch::Tensor&
   });
 }
 
+/// Calls f(std::integral_constant<int64_t, Ka>, std::integral_constant<int64_t, Kb>) for the taps'
+/// counts (a: 1 or 4, b: 1 or 4).
+template <typename F>
+void dispatch_tap_counts(const PairTaps& taps, F&& f) {
+  const int64_t ka = taps.cell_a.size(1), kb = taps.cell_b.size(1);
+  TORCH_INTERNAL_ASSERT((ka == 1 || ka == 4) && (kb == 1 || kb == 4), "unexpected tap counts ", ka, ", ", kb);
+  using One = std::integral_constant<int64_t, 1>;
+  using Four = std::integral_constant<int64_t, 4>;
+  if (ka == 1 && kb == 4) {
+    f(One{}, Four{});
+  } else if (ka == 4 && kb == 4) {
+    f(Four{}, Four{});
+  } else if (ka == 1) {
+    f(One{}, One{});
+  } else {
+    f(Four{}, One{});
+  }
+}
+
 /// Gradients of the fused loss as an autograd node of their own, whose backward refuses: a
 /// double backward (create_graph=true) stops here with a message instead of silently returning
 /// constant gradients.
@@ -193,7 +218,10 @@ struct CosinePairLossBackward : torch::autograd::Function<CosinePairLossBackward
     const double scale = grad_loss.item<double>() / double(std::max<int64_t>(taps.size(), 1));
     torch::Tensor grad_a, grad_b;
     AT_DISPATCH_FLOATING_TYPES(fa.scalar_type(), "cosine_pair_loss_backward_cpu", [&] {
-      cosine_pair_loss_backward_cpu<scalar_t>(fa, fb, taps, eps, state, scale, grad_a, grad_b);
+      dispatch_tap_counts(taps, [&](auto ka, auto kb) {
+        cosine_pair_loss_backward_cpu<scalar_t, decltype(ka)::value, decltype(kb)::value>(fa, fb, taps, eps, state,
+                                                                                           scale, grad_a, grad_b);
+      });
     });
     return {grad_a, grad_b};
   }
@@ -215,7 +243,10 @@ struct CosinePairLossFunction : torch::autograd::Function<CosinePairLossFunction
     CosinePairState state;
     torch::Tensor loss;
     AT_DISPATCH_FLOATING_TYPES(fa.scalar_type(), "cosine_pair_loss_forward_cpu", [&] {
-      loss = cosine_pair_loss_forward_cpu<scalar_t>(fa_c, fb_c, taps, eps, state);
+      dispatch_tap_counts(taps, [&](auto ka, auto kb) {
+        loss = cosine_pair_loss_forward_cpu<scalar_t, decltype(ka)::value, decltype(kb)::value>(fa_c, fb_c, taps, eps,
+                                                                                                 state);
+      });
     });
     ctx->save_for_backward({fa_c, fb_c, batch, cell_a, weight_a, cell_b, weight_b, state.s, state.rx, state.ry,
                             state.nx_floored, state.ny_floored});
