@@ -180,3 +180,25 @@ TEST_CASE("CVC: errors name the argument") {
                                          "[2, 4, 5, 3]"),
                        c10::Error);
 }
+
+TEST_CASE("CVC: the device-agnostic path (correspondence_grid + gather) agrees with the CPU loop") {
+  const int64_t K = 6, H = 50, W = 70;
+  const auto pred_a = blocky_labels(2, H, W, K);
+  const auto pred_b = blocky_labels(2, H + 6, W - 4, K);
+  auto gt_a = blocky_labels(2, H, W, K);
+  gt_a.masked_fill_(gt_a == 0, 255);
+  const auto Hs = crossview::homographies_to_tensor({rotation_about(0.1, 35, 25, 3.3, -1.2), rotation_about(-0.2, 30, 20, -2.1, 4.4)});
+  ConfusionMatrix loop(K), aten(K);
+  const int64_t n_loop = crossview::cross_view_consistency(pred_a, pred_b, Hs, loop, gt_a);
+  const auto corr = crossview::correspondence_grid(Hs, {H, W}, {H, W}, {H + 6, W - 4}, {H + 6, W - 4});
+  const int64_t n_aten =
+      crossview::detail::score_at_positions(pred_a, pred_b, corr.position_b, corr.valid, aten, gt_a, "test");
+  CHECK(n_loop > H * W / 2);
+  CHECK(std::abs(n_loop - n_aten) <= 2);
+  CHECK((loop.matrix() - aten.matrix()).abs().sum().item<int64_t>() <= 4);
+  if (torch::cuda::is_available()) {
+    ConfusionMatrix gpu(K);
+    crossview::cross_view_consistency(pred_a.cuda(), pred_b.cuda(), Hs, gpu, gt_a.cuda());
+    CHECK((loop.matrix() - gpu.matrix()).abs().sum().item<int64_t>() <= 4);
+  }
+}

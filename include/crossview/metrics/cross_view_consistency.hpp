@@ -9,8 +9,12 @@
 #include "crossview/warp/correspondence.hpp"
 #include "crossview/warp/homography_tensor.hpp"
 
+#include <ATen/Parallel.h>
 #include <Eigen/Core>
 #include <torch/torch.h>
+
+#include <atomic>
+#include <cmath>
 
 namespace crossview {
 namespace detail {
@@ -49,6 +53,61 @@ inline int64_t score_at_positions(const torch::Tensor& pred_a, const torch::Tens
   return valid.sum().item<int64_t>();
 }
 
+// CPU path of the homography CVC: one pass over a's pixels, mapping in float64 (the same
+// validity rule as correspondence_grid with stride 1), then one ConfusionMatrix update.
+inline int64_t cvc_homography_cpu(const torch::Tensor& pred_a, const torch::Tensor& pred_b, const torch::Tensor& H_b_a,
+                                  const torch::Tensor& gt_a, ConfusionMatrix& confusion) {
+  const auto pa = pred_a.to(torch::kInt64).contiguous();
+  const auto pb = pred_b.to(torch::kInt64).contiguous();
+  const auto gt = gt_a.defined() ? gt_a.to(torch::kInt64).contiguous() : torch::Tensor();
+  const auto H = H_b_a.contiguous();
+  const int64_t N = pa.size(0), ha = pa.size(1), wa = pa.size(2), hb = pb.size(1), wb = pb.size(2);
+  const int64_t ignore = confusion.ignore_index();
+  auto target = torch::empty({N, ha * wa}, torch::kInt64);
+  auto sampled = torch::zeros({N, ha * wa}, torch::kInt64);
+  const int64_t* A = pa.data_ptr<int64_t>();
+  const int64_t* B = pb.data_ptr<int64_t>();
+  const int64_t* G = gt.defined() ? gt.data_ptr<int64_t>() : nullptr;
+  const double* h = H.data_ptr<double>();
+  int64_t* T = target.data_ptr<int64_t>();
+  int64_t* S = sampled.data_ptr<int64_t>();
+  std::atomic<int64_t> scored{0};
+  at::parallel_for(0, N * ha, 8, [&](int64_t begin, int64_t end) {
+    int64_t local = 0;
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t n = r / ha;
+      const double y = double(r % ha);
+      const double* m = h + n * 9;
+      for (int64_t x = 0; x < wa; ++x) {
+        const int64_t i = r * wa + x;
+        const double u = m[0] * double(x) + m[1] * y + m[2];
+        const double v = m[3] * double(x) + m[4] * y + m[5];
+        const double w = m[6] * double(x) + m[7] * y + m[8];
+        bool ok = w > 0;
+        double qx = 0, qy = 0;
+        if (ok) {
+          qx = u / w;
+          qy = v / w;
+          ok = qx >= 0 && qx <= double(wb - 1) && qy >= 0 && qy <= double(hb - 1);
+        }
+        if (ok && G != nullptr) ok = G[i] != ignore;
+        if (ok) {
+          const auto xb = int64_t(std::floor(qx + 0.5));
+          const auto yb = int64_t(std::floor(qy + 0.5));
+          S[i] = B[(n * hb + yb) * wb + xb];
+          T[i] = A[i];
+          ++local;
+        } else {
+          T[i] = ignore;
+        }
+      }
+    }
+    scored += local;
+  });
+  confusion.update(sampled, target);
+  return scored.load();
+}
+
 }  // namespace detail
 
 /// CVC of a pair of predictions (paper Sec. 4.2): pred_a [N, H_a, W_a] and pred_b [N, H_b, W_b]
@@ -57,7 +116,10 @@ inline int64_t score_at_positions(const torch::Tensor& pred_a, const torch::Tens
 /// (w > 0, 0 <= x <= W_b - 1, 0 <= y <= H_b - 1) takes pred_a as ground truth and the
 /// prediction of b's nearest pixel as prediction; other pixels, and pixels where the optional
 /// gt_a [N, H_a, W_a] equals confusion.ignore_index(), are left out. CVC mIoU and CVC pixel
-/// accuracy are then confusion.mean_iou() and confusion.pixel_accuracy().
+/// accuracy are then confusion.mean_iou() and confusion.pixel_accuracy(). CPU tensors take one
+/// float64 pass over the pixels; other devices map through correspondence_grid (float32
+/// positions), so a pixel whose image lies within ~1e-5 px of a rounding boundary may round the
+/// other way there.
 /// \returns the number of pixels scored.
 inline int64_t cross_view_consistency(const torch::Tensor& pred_a, const torch::Tensor& pred_b,
                                       const torch::Tensor& H_b_a, ConfusionMatrix& confusion,
@@ -70,12 +132,21 @@ inline int64_t cross_view_consistency(const torch::Tensor& pred_a, const torch::
   detail::check_rank(H_b_a, {2, 3}, kFn, "H_b_a", "[N, 3, 3] or [3, 3]");
   TORCH_CHECK(H_b_a.size(-1) == 3 && H_b_a.size(-2) == 3 && (H_b_a.dim() == 2 || H_b_a.size(0) == a.size(0)), kFn,
               ": H_b_a must have shape [", a.size(0), ", 3, 3] or [3, 3], got ", detail::shape_string(H_b_a));
+  TORCH_CHECK(b.device() == a.device(), kFn, ": pred_a and pred_b must be on the same device, got ", a.device(),
+              " and ", b.device());
   auto H = H_b_a.to(a.device(), torch::kFloat64);
   if (H.dim() == 2) H = H.unsqueeze(0).expand({a.size(0), 3, 3}).contiguous();
+  torch::Tensor gt;
+  if (gt_a.defined()) {
+    gt = detail::batched_labels(gt_a, kFn, "gt_a");
+    TORCH_CHECK(gt.sizes() == a.sizes(), kFn, ": gt_a must have pred_a's shape ", detail::shape_string(a), ", got ",
+                detail::shape_string(gt));
+  }
+  if (a.device().is_cpu()) return detail::cvc_homography_cpu(a, b, H, gt.defined() ? gt : torch::Tensor(), confusion);
   // Pixel grids are feature grids of stride 1.
   const SizeHW hw_a{a.size(1), a.size(2)}, hw_b{b.size(1), b.size(2)};
   const auto corr = correspondence_grid(H, hw_a, hw_a, hw_b, hw_b);
-  return detail::score_at_positions(a, b, corr.position_b, corr.valid, confusion, gt_a, kFn);
+  return detail::score_at_positions(a, b, corr.position_b, corr.valid, confusion, gt, kFn);
 }
 
 /// CVC of one pair with an Eigen homography H_b_a (3x3, patch-a pixels -> patch-b pixels).
