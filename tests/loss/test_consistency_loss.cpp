@@ -370,6 +370,22 @@ TEST_CASE_TEMPLATE("ConsistencyLoss: antipodal, zero and unmatched features stay
   }
 }
 
+TEST_CASE("ConsistencyLoss: reduced-precision features take the generic path") {
+  const auto f = torch::randn({2, 64, 8, 8});
+  const auto H = torch::eye(3, torch::kFloat64).expand({2, 3, 3});
+  for (const auto dtype : {torch::kBFloat16, torch::kHalf}) {
+    CAPTURE(dtype);
+    auto a = f.to(dtype).requires_grad_(true);
+    const auto same = ConsistencyLoss<>()(a, f.to(dtype), H, {32, 32});
+    CHECK((same.scalar_type() == dtype));
+    CHECK(std::abs(same.template item<double>()) < 0.02);
+    const auto other = ConsistencyLoss<>()(a, torch::randn({2, 64, 8, 8}).to(dtype), H, {32, 32});
+    CHECK(other.template item<double>() == doctest::Approx(std::log(2.0)).epsilon(0.05));
+    other.backward();
+    CHECK(all_finite(a.grad()));
+  }
+}
+
 TEST_CASE("ConsistencyLoss: another similarity policy plugs in") {
   const auto fa = torch::randn({1, 4, 5, 5}, torch::kFloat64);
   const auto H = torch::eye(3, torch::kFloat64).unsqueeze(0);

@@ -40,7 +40,8 @@ inline void bilinear_taps(const torch::Tensor& position, int64_t h, int64_t w, t
 }
 
 /// Feature columns [P, C] of feat [N, C, h, w] at the taps (cell [P, K], weight [P, K]) of the
-/// pairs' batch items, as differentiable ATen ops (any device, any floating dtype).
+/// pairs' batch items, as differentiable ATen ops (any device, any floating dtype). K = 1 means
+/// exact cells: their weights are 1 and are not read.
 inline torch::Tensor gather_columns(const torch::Tensor& feat, const torch::Tensor& batch, const torch::Tensor& cell,
                                     const torch::Tensor& weight) {
   const int64_t C = feat.size(1);
