@@ -7,6 +7,7 @@
 
 #include <array>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -240,4 +241,119 @@ TEST_CASE("GGDCPlacement names") {
   CHECK(std::string(crossview::to_string(GGDCPlacement::kLastBlockOfStage)) == "last_block_of_stage");
   CHECK(std::string(crossview::to_string(GGDCPlacement::kAllBlocks)) == "all_blocks");
   CHECK(ResNetOptions(50).ggdc_placement() == GGDCPlacement::kAllBlocks);  // the paper's reading is the default
+}
+
+namespace {
+
+/// Copies every tensor of `from` into the tensor of the same name in `to`, where `to` has one.
+void copy_by_name(torch::nn::Module& from, torch::nn::Module& to) {
+  torch::NoGradGuard no_grad;
+  auto params = to.named_parameters();
+  auto buffers = to.named_buffers();
+  for (const auto& item : from.named_parameters()) {
+    if (auto* target = params.find(item.key())) target->copy_(item.value());
+  }
+  for (const auto& item : from.named_buffers()) {
+    if (auto* target = buffers.find(item.key())) target->copy_(item.value());
+  }
+}
+
+bool conv2_is_ggdc(ResNet& net, size_t stage, size_t block) {
+  return net->layers[stage]->ptr(block)->named_children()["conv2"]->as<crossview::GGDCImpl<>>() != nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("ResNet: GGDC placement — none, the last block of each stage, every block") {
+  struct Case {
+    int64_t depth;
+    int64_t blocks;
+  };
+  for (const auto c : {Case{18, 8}, Case{50, 16}, Case{101, 33}}) {
+    CAPTURE(c.depth);
+    ResNet none(ResNetOptions(c.depth).width_multiplier(0.125).ggdc_placement(GGDCPlacement::kNone));
+    ResNet last(ResNetOptions(c.depth).width_multiplier(0.125).ggdc_placement(GGDCPlacement::kLastBlockOfStage));
+    ResNet all(ResNetOptions(c.depth).width_multiplier(0.125).ggdc_placement(GGDCPlacement::kAllBlocks));
+    CHECK(none->num_ggdc_blocks() == 0);
+    CHECK(last->num_ggdc_blocks() == 4);
+    CHECK(all->num_ggdc_blocks() == c.blocks);
+    // Count the modules themselves, independently of the options.
+    auto count_ggdc = [](ResNet& net) {
+      int64_t n = 0;
+      for (const auto& m : net->modules(/*include_self=*/false)) n += m->as<crossview::GGDCImpl<>>() != nullptr;
+      return n;
+    };
+    CHECK(count_ggdc(none) == 0);
+    CHECK(count_ggdc(last) == 4);
+    CHECK(count_ggdc(all) == c.blocks);
+    for (size_t s = 0; s < 4; ++s) {
+      const size_t n = last->layers[s]->size();
+      CHECK(conv2_is_ggdc(last, s, n - 1));
+      CHECK_FALSE(conv2_is_ggdc(last, s, 0));
+      CHECK(conv2_is_ggdc(all, s, 0));
+    }
+  }
+  // Only conv2 changes: the conv weight keeps its torchvision name and shape, the head is extra.
+  ResNet net(ResNetOptions(50).width_multiplier(0.125));
+  const auto params = net->named_parameters();
+  CHECK(params["layer2.0.conv2.weight"].sizes() == torch::IntArrayRef({16, 16, 3, 3}));
+  CHECK(params["layer2.0.conv2.offset_head.output.weight"].sizes() == torch::IntArrayRef({18, 32, 3, 3}));
+  CHECK_FALSE(params.contains("layer2.0.conv2.bias"));
+  const auto& g = net->layers[1]->ptr(0)->named_children()["conv2"]->as<crossview::GGDCImpl<>>()->options;
+  CHECK(g.stride()->at(0) == 2);  // the strided 3x3 conv of a bottleneck's first block
+  const auto& g4 = net->layers[3]->ptr(1)->named_children()["conv2"]->as<crossview::GGDCImpl<>>()->options;
+  CHECK(g4.dilation()->at(0) == 4);
+  CHECK(g4.padding()->at(0) == 4);
+}
+
+TEST_CASE_TEMPLATE("ResNet: a fresh GGDC network computes what the plain network with its weights computes", T, float,
+                   double) {
+  constexpr auto dtype = std::is_same_v<T, double> ? torch::kFloat64 : torch::kFloat32;
+  const double tolerance = std::is_same_v<T, double> ? 1e-10 : 1e-4;
+  torch::manual_seed(8);
+  for (const int64_t depth : {18, 50}) {
+    CAPTURE(depth);
+    // Output stride 8: GGDC with stride 2 (layer2), dilation 1, 2 and 4.
+    ResNet plain(ResNetOptions(depth).width_multiplier(0.25).ggdc_placement(GGDCPlacement::kNone));
+    ResNet ggdc(ResNetOptions(depth).width_multiplier(0.25).ggdc_placement(GGDCPlacement::kAllBlocks));
+    copy_by_name(*plain, *ggdc);
+    plain->to(dtype);
+    ggdc->to(dtype);
+    plain->eval();
+    ggdc->eval();
+    torch::NoGradGuard no_grad;
+    const torch::Tensor x = torch::randn({2, 3, 48, 40}, dtype);
+    const std::vector<torch::Tensor> a = plain->forward(x);
+    const std::vector<torch::Tensor> b = ggdc->forward(x);
+    for (int s = 0; s < 4; ++s) {
+      CAPTURE(s);
+      const double scale = 1.0 + a[s].abs().max().item<double>();
+      CHECK((a[s] - b[s]).abs().max().item<double>() / scale < tolerance);
+    }
+  }
+}
+
+TEST_CASE("ResNet: GGDC offset heads learn — they get gradients and move the network away from the plain one") {
+  torch::manual_seed(9);
+  ResNet plain(ResNetOptions(18).width_multiplier(0.25).ggdc_placement(GGDCPlacement::kNone));
+  ResNet ggdc(ResNetOptions(18).width_multiplier(0.25).ggdc_placement(GGDCPlacement::kLastBlockOfStage));
+  copy_by_name(*plain, *ggdc);
+  ggdc->train();
+  const auto x = torch::randn({2, 3, 48, 48});
+  auto stages = ggdc->forward(x);
+  (stages[3].pow(2).mean() + stages[1].pow(2).mean()).backward();
+  const auto head = ggdc->named_parameters()["layer4.1.conv2.offset_head.output.weight"];
+  REQUIRE(head.grad().defined());
+  CHECK(head.grad().abs().sum().item<double>() > 0.0);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : ggdc->parameters()) {
+      if (p.grad().defined()) p.sub_(0.1 * p.grad());
+    }
+  }
+  copy_by_name(*ggdc, *plain);  // the same updated weights and statistics, but no offsets
+  plain->eval();
+  ggdc->eval();
+  torch::NoGradGuard no_grad;
+  CHECK_FALSE(torch::allclose(plain->forward(x)[3], ggdc->forward(x)[3], 1e-4, 1e-5));
 }

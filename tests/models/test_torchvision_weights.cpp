@@ -51,7 +51,7 @@ double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 template <typename T>
-void check_against_torchvision(const char* name, ResNetOptions options) {
+void check_against_torchvision(const char* name, ResNetOptions options, size_t offset_head_tensors = 0) {
   const auto dir = fixture_dir();
   constexpr auto dtype = std::is_same_v<T, double> ? torch::kFloat64 : torch::kFloat32;
   const double tolerance = std::is_same_v<T, double> ? 1e-10 : 1e-4;
@@ -60,7 +60,9 @@ void check_against_torchvision(const char* name, ResNetOptions options) {
   net->to(dtype);
   const auto report = crossview::load_torchvision_resnet(*net, dir + "/" + name + "_weights.pt");
   CHECK(report.unused == std::vector<std::string>{"fc.weight", "fc.bias"});
-  CHECK(report.loaded.size() == net->named_parameters().size() + net->named_buffers().size());
+  CHECK(report.loaded.size() + offset_head_tensors == net->named_parameters().size() + net->named_buffers().size());
+  CHECK(report.not_in_file.size() == offset_head_tensors);
+  for (const auto& missing : report.not_in_file) CHECK(missing.find(".conv2.offset_head.") != std::string::npos);
   // BatchNorm running statistics came along (the export randomised them).
   const auto buffers = net->named_buffers();
   CHECK(buffers["layer1.0.bn1.num_batches_tracked"].item<int64_t>() == 3);
@@ -89,6 +91,15 @@ TEST_CASE_TEMPLATE("load_torchvision_resnet: dilated ResNet-50 (output stride 8)
                    double) {
   if (!have_fixture()) return;
   check_against_torchvision<T>("resnet50_os8", ResNetOptions(50).output_stride(8).ggdc_placement(GGDCPlacement::kNone));
+}
+
+TEST_CASE_TEMPLATE("load_torchvision_resnet: a GGDC-everywhere ResNet-50 starts as the pretrained plain one", T, float,
+                   double) {
+  if (!have_fixture()) return;
+  // 16 blocks, each offset head an output conv with weight and bias; strict loading accepts them
+  // missing, and with zero offsets every stage equals torchvision's.
+  check_against_torchvision<T>("resnet50_os8", ResNetOptions(50).output_stride(8).ggdc_placement(GGDCPlacement::kAllBlocks),
+                               /*offset_head_tensors=*/32);
 }
 
 TEST_CASE("ResNet: names and shapes of every depth are torchvision's (fc aside), also when dilated") {

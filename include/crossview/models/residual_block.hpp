@@ -5,6 +5,8 @@
 /// backbones and the option of a GGDC layer (paper Eq. 5-8) in place of the block's last 3x3
 /// convolution.
 
+#include "crossview/nn/ggdc.hpp"
+
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -33,15 +35,17 @@ struct ResidualBlockOptions {
   TORCH_ARG(int64_t, first_dilation) = 1;
   /// Dilation (= padding) of a BasicBlock's second 3x3 conv (unused by Bottleneck).
   TORCH_ARG(int64_t, dilation) = 1;
-  /// Replace the block's last 3x3 conv (`conv2` in both block types) by a GGDC layer with the same
-  /// shape, stride and dilation. Its parameter `conv2.weight` keeps the plain conv's name and shape.
+  /// Replace the block's last 3x3 conv (`conv2` in both block types) by a `GGDC<>` layer (Sobel,
+  /// ConvOffsetHead) with the same shape, stride and dilation. Its parameter `conv2.weight` keeps
+  /// the plain conv's name and shape; the offset head adds `conv2.offset_head.*`.
   TORCH_ARG(bool, ggdc) = false;
 };
 
 namespace detail {
 
-/// The 3x3 convolution of a residual block: a plain `Conv2d` or, when `ggdc` is set, a GGDC
-/// layer. Both take `[N, in, H, W]` and return `[N, out, H', W']`. Registered as `name` in
+/// The 3x3 convolution of a residual block: a plain `Conv2d` or, when `ggdc` is set, a
+/// `GGDC<>` (Sobel gradients, ConvOffsetHead; zero-initialised offsets) with the same channels,
+/// stride, padding, dilation and no bias. Both take `[N, in, H, W]` and return `[N, out, H', W']`. Registered as `name` in
 /// `owner` so parameter names match torchvision's (`conv2.weight`).
 torch::nn::AnyModule make_block_conv3x3(torch::nn::Module& owner, const char* name, int64_t in, int64_t out,
                                         int64_t stride, int64_t dilation, bool ggdc);
@@ -231,8 +235,11 @@ namespace detail {
 
 inline torch::nn::AnyModule make_block_conv3x3(torch::nn::Module& owner, const char* name, int64_t in, int64_t out,
                                                int64_t stride, int64_t dilation, bool ggdc) {
-  TORCH_CHECK(!ggdc, "residual block: GGDC in place of ", name,
-              " is not available yet (crossview/nn/ggdc.hpp has not landed); use GGDCPlacement::kNone");
+  if (ggdc) {
+    auto layer = owner.register_module(
+        name, GGDC<>(GGDCOptions(in, out, 3).stride(stride).padding(dilation).dilation(dilation).bias(false)));
+    return torch::nn::AnyModule(layer);
+  }
   auto conv = owner.register_module(
       name, torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(dilation).dilation(dilation)
                                   .bias(false)));
