@@ -215,6 +215,23 @@ TEST_CASE_TEMPLATE("ConsistencyLoss: agrees with the per-pair reference loops", 
         doctest::Approx(reference_loss(fa, fb, H, image) + reference_loss(ga, gb, H, image)).epsilon(tol));
 }
 
+TEST_CASE("ConsistencyLoss: agrees with grid_sample + cosine_similarity (align_corners=False)") {
+  namespace F = torch::nn::functional;
+  const SizeHW image{48, 56};
+  const auto fa = torch::randn({2, 16, 12, 14}, torch::kFloat64);  // stride 4
+  const auto fb = torch::randn({2, 16, 6, 7}, torch::kFloat64);    // stride 8
+  const auto H = random_homographies(2, 4.0);
+  const auto corr = crossview::correspondence_grid(H, {12, 14}, image, {6, 7}, image);
+  const auto grid = crossview::to_grid_sample_coordinates(corr.position_b.to(torch::kFloat64), {6, 7});
+  const auto y = F::grid_sample(fb, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).align_corners(false));
+  const auto s = F::cosine_similarity(fa, y, F::CosineSimilarityFuncOptions().dim(1).eps(kEps));
+  const auto l = std::log1p(kEps) - torch::log(0.5 + 0.5 * s + kEps);
+  const auto valid = corr.valid.to(torch::kFloat64);
+  REQUIRE(valid.sum().template item<double>() > 50);
+  const double expected = ((l * valid).sum() / valid.sum()).template item<double>();
+  CHECK(ConsistencyLoss<>()(fa, fb, H, image).template item<double>() == doctest::Approx(expected).epsilon(1e-6));
+}
+
 TEST_CASE("ConsistencyLoss: explicit correspondences") {
   const SizeHW image{24, 28};
   const auto fa = torch::randn({2, 4, 6, 7}, torch::kFloat64);
