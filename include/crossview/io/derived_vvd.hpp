@@ -6,6 +6,7 @@
 /// and cross-view consistency. OpenCV (PNG) and nlohmann-json backed.
 
 #include "crossview/data/derived_vvd.hpp"
+#include "crossview/data/transforms.hpp"
 #include "crossview/geometry/inscribed_rect.hpp"
 #include "crossview/geometry/rotation.hpp"
 #include "crossview/io/image_io.hpp"
