@@ -100,23 +100,42 @@ inline void warp_pixel(const WarpRow<scalar_t>& r, int64_t x, double sx, double 
 /// sixteen taps are all inside the source (the common case) is interpolated in vector registers,
 /// with the same float operations as warp_pixel; other groups go through warp_pixel.
 template <typename scalar_t>
-void warp_row_sse2(const WarpRow<scalar_t>& r, const double* sx, const double* sy, const double* ws, int64_t out_w) {
+void warp_row_sse2(const WarpRow<scalar_t>& r, const double* M, double y, int64_t out_w) {
   static_assert(std::is_same_v<scalar_t, uint8_t> || std::is_same_v<scalar_t, float>, "uint8 or float32 only");
   const __m128d zero = _mm_setzero_pd();
   const __m128d last_x = _mm_set1_pd(double(r.src_w - 1)), last_y = _mm_set1_pd(double(r.src_h - 1));
+  // The coordinates of warp_row_coordinates, in registers (same operations, same order).
+  const __m128d m0 = _mm_set1_pd(M[0]), m3 = _mm_set1_pd(M[3]), m6 = _mm_set1_pd(M[6]);
+  const __m128d u0 = _mm_set1_pd(M[1] * y + M[2]), v0 = _mm_set1_pd(M[4] * y + M[5]);
+  const __m128d w0 = _mm_set1_pd(M[7] * y + M[8]), one = _mm_set1_pd(1.0);
   const int64_t src_w = r.src_w;
   int64_t x = 0;
+  __m128d xd01 = _mm_setr_pd(0.0, 1.0);
+  const __m128d two = _mm_set1_pd(2.0);
   for (; x + 4 <= out_w; x += 4) {
-    const __m128d x01 = _mm_loadu_pd(sx + x), x23 = _mm_loadu_pd(sx + x + 2);
-    const __m128d y01 = _mm_loadu_pd(sy + x), y23 = _mm_loadu_pd(sy + x + 2);
+    const __m128d xd23 = _mm_add_pd(xd01, two);
+    const __m128d w01 = _mm_add_pd(w0, _mm_mul_pd(m6, xd01)), w23 = _mm_add_pd(w0, _mm_mul_pd(m6, xd23));
+    const __m128d i01 = _mm_div_pd(one, w01), i23 = _mm_div_pd(one, w23);
+    const __m128d x01 = _mm_mul_pd(_mm_add_pd(u0, _mm_mul_pd(m0, xd01)), i01);
+    const __m128d x23 = _mm_mul_pd(_mm_add_pd(u0, _mm_mul_pd(m0, xd23)), i23);
+    const __m128d y01 = _mm_mul_pd(_mm_add_pd(v0, _mm_mul_pd(m3, xd01)), i01);
+    const __m128d y23 = _mm_mul_pd(_mm_add_pd(v0, _mm_mul_pd(m3, xd23)), i23);
+    xd01 = _mm_add_pd(xd23, two);
     // All four taps inside: w > 0, 0 <= sx < W-1, 0 <= sy < H-1.
     auto inside = [&](__m128d px, __m128d py, __m128d w) {
       const __m128d in_x = _mm_and_pd(_mm_cmpge_pd(px, zero), _mm_cmplt_pd(px, last_x));
       const __m128d in_y = _mm_and_pd(_mm_cmpge_pd(py, zero), _mm_cmplt_pd(py, last_y));
       return _mm_movemask_pd(_mm_and_pd(_mm_cmpgt_pd(w, zero), _mm_and_pd(in_x, in_y)));
     };
-    if ((inside(x01, y01, _mm_loadu_pd(ws + x)) & inside(x23, y23, _mm_loadu_pd(ws + x + 2))) != 3) {
-      for (int64_t k = x; k < x + 4; ++k) warp_pixel(r, k, sx[k], sy[k], ws[k] > 0);
+    if ((inside(x01, y01, w01) & inside(x23, y23, w23)) != 3) {
+      alignas(16) double px[4], py[4], pw[4];
+      _mm_store_pd(px, x01);
+      _mm_store_pd(px + 2, x23);
+      _mm_store_pd(py, y01);
+      _mm_store_pd(py + 2, y23);
+      _mm_store_pd(pw, w01);
+      _mm_store_pd(pw + 2, w23);
+      for (int k = 0; k < 4; ++k) warp_pixel(r, x + k, px[k], py[k], pw[k] > 0);
       continue;
     }
     // s >= 0: truncation is floor.
@@ -135,19 +154,30 @@ void warp_row_sse2(const WarpRow<scalar_t>& r, const double* sx, const double* s
       const scalar_t* plane = r.planes[c];
       __m128 a, b, cc, d;
       if constexpr (std::is_same_v<scalar_t, uint8_t>) {
-        // (p[0], p[1]) and (p[W], p[W+1]) as one 16-bit load each (x86 is little-endian).
-        uint16_t top[4], bottom[4];
-        for (int k = 0; k < 4; ++k) {
-          std::memcpy(&top[k], plane + off[k], 2);
-          std::memcpy(&bottom[k], plane + off[k] + src_w, 2);
-        }
-        const __m128i t = _mm_setr_epi32(top[0], top[1], top[2], top[3]);
-        const __m128i u = _mm_setr_epi32(bottom[0], bottom[1], bottom[2], bottom[3]);
-        const __m128i low = _mm_set1_epi32(0xFF);
-        a = _mm_cvtepi32_ps(_mm_and_si128(t, low));
-        b = _mm_cvtepi32_ps(_mm_srli_epi32(t, 8));
-        cc = _mm_cvtepi32_ps(_mm_and_si128(u, low));
-        d = _mm_cvtepi32_ps(_mm_srli_epi32(u, 8));
+        // (p[0], p[1]) of the four pixels in 16-bit lanes 0-3 and (p[W], p[W+1]) in lanes 4-7,
+        // one 16-bit load each (x86 is little-endian: p[0] is the low byte).
+        auto load16 = [](const uint8_t* q) {
+          uint16_t v;
+          std::memcpy(&v, q, 2);
+          return int(v);
+        };
+        // Two independent insert chains (top and bottom rows), merged.
+        __m128i top = _mm_cvtsi32_si128(load16(plane + off[0]));
+        __m128i bottom = _mm_cvtsi32_si128(load16(plane + off[0] + src_w));
+        top = _mm_insert_epi16(top, load16(plane + off[1]), 1);
+        bottom = _mm_insert_epi16(bottom, load16(plane + off[1] + src_w), 1);
+        top = _mm_insert_epi16(top, load16(plane + off[2]), 2);
+        bottom = _mm_insert_epi16(bottom, load16(plane + off[2] + src_w), 2);
+        top = _mm_insert_epi16(top, load16(plane + off[3]), 3);
+        bottom = _mm_insert_epi16(bottom, load16(plane + off[3] + src_w), 3);
+        const __m128i taps = _mm_unpacklo_epi64(top, bottom);
+        const __m128i left = _mm_and_si128(taps, _mm_set1_epi16(0xFF));  // p[0] (lanes 0-3), p[W] (4-7)
+        const __m128i right = _mm_srli_epi16(taps, 8);                    // p[1], p[W+1]
+        const __m128i z = _mm_setzero_si128();
+        a = _mm_cvtepi32_ps(_mm_unpacklo_epi16(left, z));
+        cc = _mm_cvtepi32_ps(_mm_unpackhi_epi16(left, z));
+        b = _mm_cvtepi32_ps(_mm_unpacklo_epi16(right, z));
+        d = _mm_cvtepi32_ps(_mm_unpackhi_epi16(right, z));
       } else {
         // (p[0], p[1]) of two pixels in one register, then de-interleaved.
         auto pairs = [&](int k, int64_t shift) {
@@ -176,8 +206,23 @@ void warp_row_sse2(const WarpRow<scalar_t>& r, const double* sx, const double* s
       }
     }
   }
-  for (; x < out_w; ++x) warp_pixel(r, x, sx[x], sy[x], ws[x] > 0);
+  const double su0 = M[1] * y + M[2], sv0 = M[4] * y + M[5], sw0 = M[7] * y + M[8];
+  for (; x < out_w; ++x) {
+    const double xd = double(int32_t(x));
+    const double w = sw0 + M[6] * xd;
+    const double inv = 1.0 / w;
+    warp_pixel(r, x, (su0 + M[0] * xd) * inv, (sv0 + M[3] * xd) * inv, w > 0);
+  }
 }
+#endif
+
+/// Whether warp_image_cpu_kernel has a SIMD row function for this type.
+#if defined(__SSE2__)
+template <typename scalar_t>
+inline constexpr bool kWarpSimd = std::is_same_v<scalar_t, uint8_t> || std::is_same_v<scalar_t, float>;
+#else
+template <typename scalar_t>
+inline constexpr bool kWarpSimd = false;
 #endif
 
 /// Bilinear warp of `batch` images [C, H, W] (contiguous) into [C, out_h, out_w] each, sampling
@@ -203,7 +248,8 @@ void warp_image_cpu_kernel(const scalar_t* src, int64_t batch, int64_t channels,
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / out_h;
       const int64_t y = row % out_h;
-      warp_row_coordinates(inv.of(n), double(y), out_w, sxs.data(), sys.data(), wss.data());
+      const bool simd = kWarpSimd<scalar_t>;
+      if (valid || !simd) warp_row_coordinates(inv.of(n), double(y), out_w, sxs.data(), sys.data(), wss.data());
       if (valid) {
         bool* valid_row = valid + n * dst_plane + y * out_w;
         for (int64_t x = 0; x < out_w; ++x) {
@@ -216,8 +262,8 @@ void warp_image_cpu_kernel(const scalar_t* src, int64_t batch, int64_t channels,
         outs[size_t(c)] = dst + (n * channels + c) * dst_plane + y * out_w;
       }
 #if defined(__SSE2__)
-      if constexpr (std::is_same_v<scalar_t, uint8_t> || std::is_same_v<scalar_t, float>) {
-        warp_row_sse2(r, sxs.data(), sys.data(), wss.data(), out_w);
+      if constexpr (kWarpSimd<scalar_t>) {
+        warp_row_sse2(r, inv.of(n), double(y), out_w);
         continue;
       }
 #endif
@@ -246,7 +292,31 @@ void warp_labels_cpu_kernel(const label_t* src, int64_t batch, int64_t src_h, in
       const label_t* plane = src + n * src_plane;
       label_t* out = dst + n * dst_plane + y * out_w;
       bool* valid_row = valid ? valid + n * dst_plane + y * out_w : nullptr;
-      for (int64_t x = 0; x < out_w; ++x) {
+      int64_t x = 0;
+#if defined(__SSE2__) && !defined(__FAST_MATH__)
+      // Two pixels per step: round half to even with the 1.5 * 2^52 trick (as round_half_even),
+      // then the same inside test on the rounded position.
+      const __m128d magic = _mm_set1_pd(6755399441055744.0), zero = _mm_setzero_pd();
+      const __m128d last_x = _mm_set1_pd(double(src_w - 1)), last_y = _mm_set1_pd(double(src_h - 1));
+      for (; x + 2 <= out_w; x += 2) {
+        const __m128d rx = _mm_sub_pd(_mm_add_pd(_mm_loadu_pd(sxs.data() + x), magic), magic);
+        const __m128d ry = _mm_sub_pd(_mm_add_pd(_mm_loadu_pd(sys.data() + x), magic), magic);
+        const __m128d in_x = _mm_and_pd(_mm_cmpge_pd(rx, zero), _mm_cmple_pd(rx, last_x));
+        const __m128d in_y = _mm_and_pd(_mm_cmpge_pd(ry, zero), _mm_cmple_pd(ry, last_y));
+        const int mask =
+            _mm_movemask_pd(_mm_and_pd(_mm_cmpgt_pd(_mm_loadu_pd(wss.data() + x), zero), _mm_and_pd(in_x, in_y)));
+        const __m128i ix = _mm_cvttpd_epi32(rx), iy = _mm_cvttpd_epi32(ry);
+        const int64_t ix0 = _mm_cvtsi128_si32(ix), ix1 = _mm_cvtsi128_si32(_mm_srli_si128(ix, 4));
+        const int64_t iy0 = _mm_cvtsi128_si32(iy), iy1 = _mm_cvtsi128_si32(_mm_srli_si128(iy, 4));
+        out[x] = (mask & 1) ? plane[iy0 * src_w + ix0] : ignore_index;
+        out[x + 1] = (mask & 2) ? plane[iy1 * src_w + ix1] : ignore_index;
+        if (valid_row) {
+          valid_row[x] = (mask & 1) != 0;
+          valid_row[x + 1] = (mask & 2) != 0;
+        }
+      }
+#endif
+      for (; x < out_w; ++x) {
         const double sx = sxs[size_t(x)], sy = sys[size_t(x)];
         bool inside = wss[size_t(x)] > 0 && sx > -1.0 && sx < double(src_w) && sy > -1.0 && sy < double(src_h);
         int64_t ix = 0, iy = 0;
