@@ -8,7 +8,8 @@ tensors, exactly the export documented in crossview/models/torchvision_weights.h
 OUT_DIR/NAME_reference.pt (dict: "input" and "layer1".."layer4", float64, eval mode). BatchNorm
 affine parameters and running statistics are randomised so that copying them is tested.
 For every depth it also writes OUT_DIR/resnetDEPTH_shapes.pt: state-dict name -> its shape as an
-int64 tensor (the layout the C++ ResNet must reproduce).
+int64 tensor (the layout the C++ ResNet must reproduce). OUT_DIR/ordered_dict.pt is what the
+export must NOT be: a state_dict() saved as is (an OrderedDict, which libtorch cannot read).
 """
 import os
 import sys
@@ -26,6 +27,7 @@ CASES = {
 def main(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     torch.manual_seed(7)
+    torch.save(torch.nn.Linear(2, 2).state_dict(), os.path.join(out_dir, "ordered_dict.pt"))
     for depth in (18, 34, 50, 101):
         with torch.device("meta"):  # shapes only: skip the weight initialisation
             model = getattr(torchvision.models, f"resnet{depth}")()

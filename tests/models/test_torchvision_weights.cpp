@@ -169,6 +169,15 @@ TEST_CASE("load_torchvision_resnet: mismatches and unreadable files are refused 
     CHECK_THROWS_WITH_AS(crossview::load_torchvision_resnet(*net, path), doctest::Contains(expected.c_str()),
                          c10::Error);
   }
+  SUBCASE("state_dict() saved as is (an OrderedDict): the message says how to export") {
+    ResNet net(ResNetOptions(18).ggdc_placement(GGDCPlacement::kNone));
+    const auto path = fixture_dir() + "/ordered_dict.pt";
+    const std::string expected = "load_state_dict_file: cannot read '" + path +
+                                 "' as a dict of tensors (export it in Python with "
+                                 "torch.save(dict(model.state_dict()), path)";
+    CHECK_THROWS_WITH_AS(crossview::load_torchvision_resnet(*net, path), doctest::Contains(expected.c_str()),
+                         c10::Error);
+  }
   SUBCASE("missing file") {
     ResNet net(ResNetOptions(18).ggdc_placement(GGDCPlacement::kNone));
     CHECK_THROWS_WITH_AS(crossview::load_torchvision_resnet(*net, "/nonexistent/resnet18.pt"),
