@@ -33,7 +33,7 @@ void BM_ConfusionMatrix_Update(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kHeight * kWidth);
   state.SetLabel(state.range(0) == 0 ? "int64" : "uint8");
 }
-BENCHMARK(BM_ConfusionMatrix_Update)->ArgName("uint8")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ConfusionMatrix_Update)->ArgName("uint8")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
 
 // The straightforward reference: keep = target != ignore; bincount(target[keep] * K + pred[keep]).
 void BM_ConfusionMatrix_UpdateBincountReference(benchmark::State& state) {
@@ -48,7 +48,7 @@ void BM_ConfusionMatrix_UpdateBincountReference(benchmark::State& state) {
   benchmark::DoNotOptimize(counts.sum().item<int64_t>());
   state.SetItemsProcessed(state.iterations() * kHeight * kWidth);
 }
-BENCHMARK(BM_ConfusionMatrix_UpdateBincountReference)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ConfusionMatrix_UpdateBincountReference)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
 
 // CVC of two 1024x2048 predictions related by a small rotation homography.
 void BM_CrossViewConsistency_Homography(benchmark::State& state) {
@@ -60,7 +60,7 @@ void BM_CrossViewConsistency_Homography(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(crossview::cross_view_consistency(pred_a, in.prediction, H, cm));
   state.SetItemsProcessed(state.iterations() * kHeight * kWidth);
 }
-BENCHMARK(BM_CrossViewConsistency_Homography)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_CrossViewConsistency_Homography)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
 
 }  // namespace
 
