@@ -10,8 +10,11 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace crossview {
