@@ -6,6 +6,9 @@
 #include <doctest/doctest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <vector>
+
 namespace {
 
 namespace F = torch::nn::functional;
@@ -81,6 +84,20 @@ TEST_CASE("PSPNet: defaults are PSPNet50's (bins 1 2 3 6, 512 channels, dropout 
   CHECK(params["classifier.weight"].sizes() == torch::IntArrayRef({19, 512, 1, 1}));
   CHECK(params["aux.0.weight"].sizes() == torch::IntArrayRef({256, 1024, 3, 3}));
   CHECK(params.contains("backbone.layer4.2.conv2.weight"));
+}
+
+TEST_CASE("PSPNet: heads initialised as mmseg's (Kaiming fan_out convs, classifiers N(0, 0.01) with bias 0)") {
+  torch::manual_seed(1);
+  PSPNet net(PSPNetOptions(19, ResNetOptions(18).ggdc_placement(GGDCPlacement::kNone)).channels(256));
+  const auto params = net->named_parameters();
+  CHECK(params["classifier.weight"].std().item<double>() == doctest::Approx(0.01).epsilon(0.05));
+  CHECK(params["classifier.bias"].eq(0).all().item<bool>());
+  CHECK(params["aux.4.weight"].std().item<double>() == doctest::Approx(0.01).epsilon(0.05));
+  CHECK(params["aux.4.bias"].eq(0).all().item<bool>());
+  // fan_out = out * 3 * 3.
+  CHECK(params["bottleneck.0.weight"].std().item<double>() == doctest::Approx(std::sqrt(2.0 / (256 * 9))).epsilon(0.02));
+  CHECK(params["aux.0.weight"].std().item<double>() == doctest::Approx(std::sqrt(2.0 / (256 * 9))).epsilon(0.02));
+  CHECK(params["ppm.0.1.weight"].std().item<double>() == doctest::Approx(std::sqrt(2.0 / 256)).epsilon(0.05));
 }
 
 TEST_CASE("PyramidPooling: bin 1 is the broadcast global branch, bin 6 on a 6 x 6 map is the branch itself") {

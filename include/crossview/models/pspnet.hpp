@@ -53,10 +53,16 @@ class PyramidPoolingImpl : public torch::nn::Cloneable<PyramidPoolingImpl> {
                                 torch::nn::BatchNorm2d(options.channels()),
                                 torch::nn::ReLU(torch::nn::ReLUOptions(true)))));
     }
+    reset_parameters();
   }
 
-  /// Nothing beyond libtorch's defaults.
-  void reset_parameters() {}
+  /// mmseg's ConvModule initialisation: Kaiming-normal (fan_out, ReLU) convs, BatchNorm 1 / 0.
+  void reset_parameters() {
+    for (auto& branch : branches) {
+      detail::init_conv_weight(branch[1]->as<torch::nn::Conv2d>()->weight);
+      detail::init_batch_norm(*branch[2]->as<torch::nn::BatchNorm2d>());
+    }
+  }
 
   /// `x`: `[N, in_channels, h, w]` -> `[N, in_channels + bins.size() * channels, h, w]`.
   torch::Tensor forward(const torch::Tensor& x) {
@@ -161,10 +167,25 @@ class PSPNetImpl : public torch::nn::Cloneable<PSPNetImpl> {
     } else {
       aux = nullptr;
     }
+    reset_parameters();
   }
 
-  /// Heads keep libtorch's default initialisation; the backbone initialises itself as torchvision.
-  void reset_parameters() {}
+  /// Heads as mmseg initialises them: Kaiming-normal (fan_out, ReLU) 3x3 convs, BatchNorm 1 / 0,
+  /// classifiers normal(0, 0.01) with bias 0 (the pyramid and the backbone initialise themselves).
+  void reset_parameters() {
+    torch::NoGradGuard no_grad;
+    detail::init_conv_weight(bottleneck[0]->as<torch::nn::Conv2d>()->weight);
+    detail::init_batch_norm(*bottleneck[1]->as<torch::nn::BatchNorm2d>());
+    torch::nn::init::normal_(classifier->weight, 0.0, 0.01);
+    torch::nn::init::zeros_(classifier->bias);
+    if (aux) {
+      detail::init_conv_weight(aux[0]->as<torch::nn::Conv2d>()->weight);
+      detail::init_batch_norm(*aux[1]->as<torch::nn::BatchNorm2d>());
+      auto* aux_classifier = aux[4]->as<torch::nn::Conv2d>();
+      torch::nn::init::normal_(aux_classifier->weight, 0.0, 0.01);
+      torch::nn::init::zeros_(aux_classifier->bias);
+    }
+  }
 
   /// `x`: `[N, 3, H, W]` -> logits `[N, num_classes, H, W]`, auxiliary logits (training mode) and
   /// the four stage outputs.
