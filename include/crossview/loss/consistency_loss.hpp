@@ -148,7 +148,8 @@ class ConsistencyLoss {
     return pair_loss(feat_a, feat_b, taps);
   }
 
-  /// The mean loss over the given pairs (taps of both sides); the one place the work happens.
+ private:
+  // The mean loss over the given pairs (taps of both sides); the one place the work happens.
   torch::Tensor pair_loss(const torch::Tensor& feat_a, const torch::Tensor& feat_b, const detail::PairTaps& taps) const {
     const bool fused = std::is_same<Similarity, CosineSimilarity>::value && feat_a.device().is_cpu() &&
                        (feat_a.scalar_type() == torch::kFloat || feat_a.scalar_type() == torch::kDouble);
@@ -159,8 +160,8 @@ class ConsistencyLoss {
     return generic_pair_loss(feat_a, feat_b, taps);
   }
 
-  /// pair_loss through gather_columns + Similarity::apply + autograd (what non-CPU devices and
-  /// other policies use; public for tests that compare it with the fused kernel).
+  // pair_loss through gather_columns + Similarity::apply + autograd (what non-CPU devices,
+  // reduced precision and other policies use).
   torch::Tensor generic_pair_loss(const torch::Tensor& feat_a, const torch::Tensor& feat_b,
                                   const detail::PairTaps& taps) const {
     const double eps = options_.eps();
@@ -171,7 +172,6 @@ class ConsistencyLoss {
     return l.sum() / double(std::max<int64_t>(taps.size(), 1));
   }
 
- private:
   static void check_features(const torch::Tensor& feat_a, const torch::Tensor& feat_b, const char* fn) {
     detail::check_rank(feat_a, {4}, fn, "feat_a", "[N, C, h_a, w_a]");
     detail::check_rank(feat_b, {4}, fn, "feat_b", "[N, C, h_b, w_b]");
