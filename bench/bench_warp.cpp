@@ -1,6 +1,7 @@
 // Warping a 776x776 patch out of a 2048x1024 image (paper's crop and Cityscapes size): ours
 // against OpenCV's warpPerspective, on the same number of threads; and whole VVD pairs.
 //   bench_warp --benchmark_filter='Warp|OpenCV'   (ratios: BM_Warp_* / BM_OpenCV_*)
+#include <crossview/data/vvd_pair.hpp>
 #include <crossview/geometry.hpp>
 #include <crossview/warp.hpp>
 
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <random>
 #include <string>
 
 namespace {
@@ -100,6 +102,26 @@ void BM_OpenCV_WarpPerspectiveNearest(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kCrop * kCrop);
 }
 
+// A whole training pair at the paper's crop (776) from a 2048x1024 float image with int64
+// labels: view sampling, crop, warp of image and labels with the validity mask, H_b_a, plus the
+// stride-8 correspondence grid the consistency loss uses. items_per_second = pairs/s.
+void BM_VVD_Pair(benchmark::State& state) {
+  const auto& in = inputs();
+  const crossview::VVDPairGenerator generator(crossview::VVDOptions().crop_size(kCrop));
+  std::mt19937_64 rng(0);
+  const int64_t grid = (kCrop + 7) / 8;
+  for (auto _ : state) {
+    auto pair = generator(in.image_f, in.labels_i64, rng);
+    auto corr = crossview::correspondence_grid(crossview::homography_to_tensor(pair.H_b_a), {grid, grid},
+                                               {kCrop, kCrop}, {grid, grid}, {kCrop, kCrop});
+    benchmark::DoNotOptimize(pair.image_b.data_ptr());
+    benchmark::DoNotOptimize(corr.valid.data_ptr());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["fallbacks"] = double(generator.statistics().fallbacks);
+  state.counters["tries_per_pair"] = double(generator.statistics().tries) / double(generator.statistics().pairs);
+}
+
 }  // namespace
 
 BENCHMARK(BM_Warp_Image)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -108,6 +130,7 @@ BENCHMARK(BM_Warp_ImageFloat)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Warp_Labels)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Warp_LabelsInt64)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_OpenCV_WarpPerspectiveNearest)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_VVD_Pair)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 int main(int argc, char** argv) {
   // CROSSVIEW_BENCH_THREADS overrides the thread count (e.g. 1 for CPU-time comparisons on a

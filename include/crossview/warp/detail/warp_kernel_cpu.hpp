@@ -64,9 +64,10 @@ struct WarpRow {
   int64_t channels, src_h, src_w;
 };
 
-/// Bilinear sample of output pixel x at source (sx, sy) (w > 0 given by `front`), all channels.
-/// Taps outside the source read 0 (BORDER_CONSTANT). Reference for the SIMD path: it performs the
-/// same float operations in the same order, so both give bit-identical results.
+/// Bilinear sample of output pixel x at source (sx, sy) (w > 0 given by `front`), all channels:
+/// (a w00 + b w01) + (c w10 + d w11) with w00 = (1-fx)(1-fy), w01 = fx(1-fy), w10 = (1-fx)fy,
+/// w11 = fx fy. Taps outside the source read 0 (BORDER_CONSTANT). Reference for the SIMD path: it
+/// performs the same float operations in the same order, so both give bit-identical results.
 template <typename scalar_t>
 inline void warp_pixel(const WarpRow<scalar_t>& r, int64_t x, double sx, double sy, bool front) {
   using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
@@ -80,6 +81,9 @@ inline void warp_pixel(const WarpRow<scalar_t>& r, int64_t x, double sx, double 
   const int32_t y0 = int32_t(sy + 1.0) - 1;
   const acc_t fx = acc_t(sx - double(x0));
   const acc_t fy = acc_t(sy - double(y0));
+  // The four bilinear weights, shared by the channels (w00 = 1 exactly at integer positions).
+  const acc_t w00 = (acc_t(1) - fx) * (acc_t(1) - fy), w01 = fx * (acc_t(1) - fy);
+  const acc_t w10 = (acc_t(1) - fx) * fy, w11 = fx * fy;
   const bool interior = x0 >= 0 && y0 >= 0 && x0 + 1 < r.src_w && y0 + 1 < r.src_h;
   for (int64_t c = 0; c < r.channels; ++c) {
     const scalar_t* plane = r.planes[c];
@@ -89,9 +93,7 @@ inline void warp_pixel(const WarpRow<scalar_t>& r, int64_t x, double sx, double 
                  : acc_t(0);
     };
     const acc_t a = tap(x0, y0), b = tap(x0 + 1, y0), cc = tap(x0, y0 + 1), d = tap(x0 + 1, y0 + 1);
-    const acc_t top = a + (b - a) * fx;
-    const acc_t bottom = cc + (d - cc) * fx;
-    r.outs[c][x] = warp_store<scalar_t>(top + (bottom - top) * fy);
+    r.outs[c][x] = warp_store<scalar_t>((a * w00 + b * w01) + (cc * w10 + d * w11));
   }
 }
 
@@ -145,6 +147,10 @@ void warp_row_sse2(const WarpRow<scalar_t>& r, const double* M, double y, int64_
                                     _mm_cvtpd_ps(_mm_sub_pd(x23, _mm_cvtepi32_pd(ix23))));
     const __m128 wy = _mm_movelh_ps(_mm_cvtpd_ps(_mm_sub_pd(y01, _mm_cvtepi32_pd(iy01))),
                                     _mm_cvtpd_ps(_mm_sub_pd(y23, _mm_cvtepi32_pd(iy23))));
+    const __m128 one_f = _mm_set1_ps(1.0f);
+    const __m128 rx = _mm_sub_ps(one_f, wx), ry = _mm_sub_ps(one_f, wy);
+    const __m128 k00 = _mm_mul_ps(rx, ry), k01 = _mm_mul_ps(wx, ry);
+    const __m128 k10 = _mm_mul_ps(rx, wy), k11 = _mm_mul_ps(wx, wy);
     alignas(16) int32_t xi[4], yi[4];
     _mm_store_si128(reinterpret_cast<__m128i*>(xi), _mm_unpacklo_epi64(ix01, ix23));
     _mm_store_si128(reinterpret_cast<__m128i*>(yi), _mm_unpacklo_epi64(iy01, iy23));
@@ -190,9 +196,8 @@ void warp_row_sse2(const WarpRow<scalar_t>& r, const double* M, double y, int64_
         cc = _mm_shuffle_ps(u01, u23, _MM_SHUFFLE(2, 0, 2, 0));
         d = _mm_shuffle_ps(u01, u23, _MM_SHUFFLE(3, 1, 3, 1));
       }
-      const __m128 top = _mm_add_ps(a, _mm_mul_ps(_mm_sub_ps(b, a), wx));
-      const __m128 bottom = _mm_add_ps(cc, _mm_mul_ps(_mm_sub_ps(d, cc), wx));
-      const __m128 value = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bottom, top), wy));
+      const __m128 value = _mm_add_ps(_mm_add_ps(_mm_mul_ps(a, k00), _mm_mul_ps(b, k01)),
+                                      _mm_add_ps(_mm_mul_ps(cc, k10), _mm_mul_ps(d, k11)));
       scalar_t* out = r.outs[c] + x;
       if constexpr (std::is_same_v<scalar_t, uint8_t>) {
         // Round to nearest (value + 0.5, truncated; value >= 0) and saturate to 255.
