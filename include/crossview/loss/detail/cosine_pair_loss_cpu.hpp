@@ -165,28 +165,33 @@ void cosine_pair_loss_backward_cpu(const torch::Tensor& fa, const torch::Tensor&
   const scalar_t* B = fb.data_ptr<scalar_t>();
   scalar_t* GA = grad_a.data_ptr<scalar_t>();
   scalar_t* GB = grad_b.data_ptr<scalar_t>();
-  // Parallel over channels: several pairs may scatter into one cell, but never across channels.
-  at::parallel_for(0, C, 1, [&](int64_t cb, int64_t ce) {
-    for (int64_t c = cb; c < ce; ++c) {
-      const scalar_t* Ac = A + c * hwa;
-      const scalar_t* Bc = B + c * hwb;
-      scalar_t* GAc = GA + c * hwa;
-      scalar_t* GBc = GB + c * hwb;
-      for (int64_t p = 0; p < P; ++p) {
-        const int64_t* oa = off_a.data() + p * Ka;
-        const int64_t* ob = off_b.data() + p * Kb;
-        const scalar_t* wa = w_a.data() + p * Ka;
-        const scalar_t* wb = w_b.data() + p * Kb;
-        scalar_t x = 0, y = 0;
-        for (int64_t k = 0; k < Ka; ++k) x += wa[k] * Ac[oa[k]];
-        for (int64_t k = 0; k < Kb; ++k) y += wb[k] * Bc[ob[k]];
-        const scalar_t gx = scalar_t(alpha[p] * double(y) - beta_x[p] * double(x));
-        const scalar_t gy = scalar_t(alpha[p] * double(x) - beta_y[p] * double(y));
-        for (int64_t k = 0; k < Ka; ++k) GAc[oa[k]] += wa[k] * gx;
-        for (int64_t k = 0; k < Kb; ++k) GBc[ob[k]] += wb[k] * gy;
+  // Blocks of pairs (their taps and factors stay in cache), each parallel over channels: several
+  // pairs may scatter into one cell, but never across channels.
+  constexpr int64_t kPairBlock = 4096;
+  for (int64_t p0 = 0; p0 < P; p0 += kPairBlock) {
+    const int64_t p1 = std::min(P, p0 + kPairBlock);
+    at::parallel_for(0, C, 8, [&](int64_t cb, int64_t ce) {
+      for (int64_t c = cb; c < ce; ++c) {
+        const scalar_t* Ac = A + c * hwa;
+        const scalar_t* Bc = B + c * hwb;
+        scalar_t* GAc = GA + c * hwa;
+        scalar_t* GBc = GB + c * hwb;
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t* oa = off_a.data() + p * Ka;
+          const int64_t* ob = off_b.data() + p * Kb;
+          const scalar_t* wa = w_a.data() + p * Ka;
+          const scalar_t* wb = w_b.data() + p * Kb;
+          scalar_t x = 0, y = 0;
+          for (int64_t k = 0; k < Ka; ++k) x += wa[k] * Ac[oa[k]];
+          for (int64_t k = 0; k < Kb; ++k) y += wb[k] * Bc[ob[k]];
+          const scalar_t gx = scalar_t(alpha[p] * double(y) - beta_x[p] * double(x));
+          const scalar_t gy = scalar_t(alpha[p] * double(x) - beta_y[p] * double(y));
+          for (int64_t k = 0; k < Ka; ++k) GAc[oa[k]] += wa[k] * gx;
+          for (int64_t k = 0; k < Kb; ++k) GBc[ob[k]] += wb[k] * gy;
+        }
       }
-    }
-  });
+    });
+  }
 }
 
 /// Calls f(std::integral_constant<int64_t, Ka>, std::integral_constant<int64_t, Kb>) for the taps'
