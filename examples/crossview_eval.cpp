@@ -14,6 +14,7 @@
 #include "train/evaluate.hpp"
 #include "train/model.hpp"
 #include "train/options.hpp"
+#include "train/threads.hpp"
 #include "train/report.hpp"
 
 #include <CLI/CLI.hpp>
@@ -59,7 +60,7 @@ LoadedNetwork load_network(const std::string& path, torch::Device device) {
 }
 
 int run(const ct::TrainOptions& o, const std::vector<std::string>& checkpoints) {
-  at::set_num_threads(o.threads);
+  ct::set_cpu_threads(o.threads);
   if (o.device == "cuda" && !torch::cuda::is_available()) {
     throw std::runtime_error("--device cuda: no CUDA device is available");
   }
@@ -99,6 +100,7 @@ int run(const ct::TrainOptions& o, const std::vector<std::string>& checkpoints) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  ct::use_passive_openmp_waiting(argv);
   CLI::App app{"crossview-eval: segmentation and cross-view consistency (CVC) of trained crossview-train checkpoints."};
   ct::TrainOptions options;
   options.out = "crossview-eval-out";

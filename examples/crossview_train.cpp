@@ -15,6 +15,7 @@
 #include "train/datasets.hpp"
 #include "train/evaluate.hpp"
 #include "train/options.hpp"
+#include "train/threads.hpp"
 #include "train/report.hpp"
 #include "train/trainer.hpp"
 
@@ -59,7 +60,7 @@ nlohmann::json run_summary(const ct::TrainOptions& o, const ct::Dataset& data, t
 }
 
 int run(const ct::TrainOptions& o) {
-  at::set_num_threads(o.threads);
+  ct::set_cpu_threads(o.threads);
   const auto device = pick_device(o.device);
   std::filesystem::create_directories(o.out);
   std::fprintf(stderr, "crossview-train: %s, variants", o.dataset.c_str());
@@ -98,6 +99,7 @@ int run(const ct::TrainOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ct::use_passive_openmp_waiting(argv);
   CLI::App app{
       "crossview-train: trains PSPNet with online VVD pairs, GGDC and the consistency loss (IJCAI-21) and prints "
       "Table 1.\nWith no arguments: all four variants on SyntheticStreet with a small backbone on the CPU."};

@@ -1,16 +1,19 @@
 #pragma once
 /// \file
 /// Evaluation of a trained network on an evaluation split: segmentation mIoU on the original
-/// views, segmentation mIoU on the VVD views, and cross-view consistency (CVC): the VVD view's
-/// prediction against the original view's prediction carried over by the pair's homography
-/// (nearest, pixels without a correspondence left out), as mIoU and pixel accuracy.
+/// views, segmentation mIoU on the VVD views, and cross-view consistency (CVC, Sec. 4.2): the VVD
+/// view's prediction against the original view's prediction at corresponding pixels (through the
+/// pair's homography, nearest; pixels without a correspondence left out), as mIoU and pixel
+/// accuracy (crossview::cross_view_consistency).
 
 #include "data.hpp"
 #include "figures.hpp"
 #include "model.hpp"
 #include "report.hpp"
 
+#include <crossview/geometry.hpp>
 #include <crossview/metrics/confusion_matrix.hpp>
+#include <crossview/metrics/cross_view_consistency.hpp>
 #include <crossview/warp.hpp>
 #include <torch/torch.h>
 
@@ -52,12 +55,17 @@ inline Evaluation evaluate(Network& network, const Dataset& data, torch::Device 
     const auto pred_vvd = predict(network, pair.vvd.image, device);
     seg_original.update(pred_original, pair.original.label);
     seg_vvd.update(pred_vvd, pair.vvd.label);
-    // CVC: the original's prediction seen from the VVD view; 255 where there is no correspondence.
-    const SizeHW hw{pred_vvd.size(0), pred_vvd.size(1)};
-    const auto carried = warp_labels(pred_original, pair.H_vvd_orig, hw, 255);
-    const auto valid = carried != 255;
-    cvc.update(pred_vvd, carried);
-    if (size_t(i) < keep) evaluation.kept.push_back({pred_vvd, (pred_vvd != carried) & valid, valid});
+    // CVC (Sec. 4.2): every VVD-view pixel whose centre maps into the original view is scored
+    // against the original's prediction at its correspondence (nearest).
+    cross_view_consistency(pred_vvd, pred_original, inverse_homography(pair.H_vvd_orig), cvc);
+    if (size_t(i) < keep) {
+      // The same comparison as a map in the VVD view (Fig. 5): the original's prediction carried
+      // over by nearest-neighbour warping, 255 where there is no correspondence.
+      const SizeHW hw{pred_vvd.size(0), pred_vvd.size(1)};
+      const auto carried = warp_labels(pred_original, pair.H_vvd_orig, hw, 255);
+      const auto valid = carried != 255;
+      evaluation.kept.push_back({pred_vvd, (pred_vvd != carried) & valid, valid});
+    }
   }
   auto& r = evaluation.result;
   r.seg_miou_original = 100.0 * seg_original.mean_iou();

@@ -112,7 +112,7 @@ struct PresetEntry {
 /// The embedded default: SyntheticStreet, a small backbone, CPU-sized.
 inline std::vector<PresetEntry> synthetic_preset() {
   return {
-      {"--iterations", [](TrainOptions& o) { o.iterations = 600; }},
+      {"--iterations", [](TrainOptions& o) { o.iterations = 1000; }},
       {"--batch", [](TrainOptions& o) { o.batch = 8; }},
       {"--crop", [](TrainOptions& o) { o.crop = 96; }},
       {"--lr", [](TrainOptions& o) { o.lr = 0.02; }},
@@ -122,8 +122,8 @@ inline std::vector<PresetEntry> synthetic_preset() {
       {"--width", [](TrainOptions& o) { o.model.width = 0.25; }},
       {"--deep-stem", [](TrainOptions& o) { o.model.deep_stem = false; }},
       {"--checkpoint-every", [](TrainOptions& o) { o.checkpoint_every = 100; }},
-      {"--train-images", [](TrainOptions& o) { o.synthetic_train_images = 96; }},
-      {"--eval-images", [](TrainOptions& o) { o.eval_images = 24; }},
+      {"--train-images", [](TrainOptions& o) { o.synthetic_train_images = 160; }},
+      {"--eval-images", [](TrainOptions& o) { o.eval_images = 48; }},
       {"--eval-height", [](TrainOptions& o) { o.eval_height = 128; }},
       {"--eval-width", [](TrainOptions& o) { o.eval_width = 256; }},
   };
@@ -146,8 +146,8 @@ inline void add_data_options(CLI::App& app, TrainOptions& o) {
   app.add_option("--yaw", o.yaw_deg, "VVD yaw half-range, degrees")->capture_default_str();
   app.add_option("--pitch", o.pitch_deg, "VVD pitch half-range, degrees")->capture_default_str();
   app.add_option("--roll", o.roll_deg, "VVD roll half-range, degrees")->capture_default_str();
-  app.add_option("--train-images", o.synthetic_train_images, "synthetic: rendered training images (default 96)");
-  app.add_option("--eval-images", o.eval_images, "evaluation images, 0 = the whole split (synthetic default 24)");
+  app.add_option("--train-images", o.synthetic_train_images, "synthetic: rendered training images (default 160)");
+  app.add_option("--eval-images", o.eval_images, "evaluation images, 0 = the whole split (synthetic default 48)");
   app.add_option("--eval-height", o.eval_height, "synthetic: evaluation image height (default 128)");
   app.add_option("--eval-width", o.eval_width, "synthetic: evaluation image width (default 256)");
 }
@@ -169,7 +169,7 @@ inline void add_train_options(CLI::App& app, TrainOptions& o) {
       ->capture_default_str();
   app.add_option("--pretrained", o.model.pretrained, "torchvision ResNet weights exported from Python");
 
-  app.add_option("--iterations", o.iterations, "training iterations (paper 90000; synthetic default 600)")
+  app.add_option("--iterations", o.iterations, "training iterations (paper 90000; synthetic default 1000)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--batch", o.batch,
