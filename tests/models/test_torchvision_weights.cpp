@@ -93,13 +93,14 @@ TEST_CASE_TEMPLATE("load_torchvision_resnet: dilated ResNet-50 (output stride 8)
   check_against_torchvision<T>("resnet50_os8", ResNetOptions(50).output_stride(8).ggdc_placement(GGDCPlacement::kNone));
 }
 
-TEST_CASE_TEMPLATE("load_torchvision_resnet: a GGDC-everywhere ResNet-50 starts as the pretrained plain one", T, float,
-                   double) {
+TEST_CASE("load_torchvision_resnet: a GGDC-everywhere ResNet-50 starts as the pretrained plain one") {
   if (!have_fixture()) return;
   // 16 blocks, each offset head an output conv with weight and bias; strict loading accepts them
   // missing, and with zero offsets every stage equals torchvision's.
-  check_against_torchvision<T>("resnet50_os8", ResNetOptions(50).output_stride(8).ggdc_placement(GGDCPlacement::kAllBlocks),
-                               /*offset_head_tensors=*/32);
+  // float only: float64 equality of fresh GGDC and plain networks is tested in test_resnet.cpp.
+  check_against_torchvision<float>("resnet50_os8",
+                                   ResNetOptions(50).output_stride(8).ggdc_placement(GGDCPlacement::kAllBlocks),
+                                   /*offset_head_tensors=*/32);
 }
 
 TEST_CASE("ResNet: names and shapes of every depth are torchvision's (fc aside), also when dilated") {
