@@ -183,6 +183,20 @@ TEST_CASE("SyntheticStreetDataset and SyntheticVVDDataset") {
   CHECK(!torch::equal(crossview::SyntheticStreetDataset(plain).get(2).data, p.image));
 }
 
+TEST_CASE("SyntheticStreetDataset batches through torch::data's DataLoader") {
+  auto dataset = crossview::SyntheticStreetDataset(crossview::SyntheticStreetOptions().size(3).height(16).width(32))
+                     .map(torch::data::transforms::Stack<>());
+  auto loader = torch::data::make_data_loader<torch::data::samplers::SequentialSampler>(
+      std::move(dataset), torch::data::DataLoaderOptions().batch_size(2));
+  std::vector<int64_t> batch_sizes;
+  for (const auto& batch : *loader) {
+    CHECK((batch.data.sizes().slice(1) == torch::IntArrayRef({3, 16, 32})));
+    CHECK((batch.target.scalar_type() == torch::kInt64));
+    batch_sizes.push_back(batch.data.size(0));
+  }
+  CHECK((batch_sizes == std::vector<int64_t>{2, 1}));
+}
+
 // ---- Cityscapes ------------------------------------------------------------------------------------
 
 TEST_CASE("CityscapesDataset reads the official layout with the labelIds -> trainIds table") {

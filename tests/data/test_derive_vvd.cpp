@@ -231,6 +231,17 @@ TEST_CASE("derive_vvd_dataset: derived pixels are OpenCV's warps of the source, 
   CHECK(resumed.skipped == 2);
   CHECK(resumed.written == 1);
   CHECK(slurp(out / "pairs/f2.json") == f2);
+  // A damaged record is reported with its file.
+  std::ofstream(out / "pairs/f0.json", std::ios::trunc) << "{\"id\": \"f0\"}";
+  const std::string damaged = [&] {
+    try {
+      crossview::DerivedVVDDataset(out).get(0);
+    } catch (const crossview::DatasetError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no exception)");
+  }();
+  CHECK(damaged.rfind("DerivedPairRecord: malformed pair file '" + (out / "pairs/f0.json").string() + "': ", 0) == 0);
   // --limit.
   const auto limited = crossview::derive_vvd_dataset(files, crossview::kCamVidNumClasses, dir.path / "limited",
                                                      crossview::DeriveVVDOptions(options).limit(2));

@@ -152,3 +152,16 @@ TEST_CASE("SyntheticStreet renders a 128x256 view in a few tens of milliseconds 
   MESSAGE("128x256 render: " << ms << " ms on one thread (best of 3)");
   CHECK(v.label.numel() == kHeight * kWidth);
 }
+
+TEST_CASE_TEMPLATE("SyntheticStreet::render takes cameras in float and double", Scalar, float, double) {
+  const auto Kd = crossview::Intrinsicsd::centered(70.0, 64, 32);
+  const auto K = Kd.cast<Scalar>();
+  const Eigen::Matrix<Scalar, 3, 3> R =
+      crossview::rotation_from_euler(Scalar(0.2), Scalar(-0.1), Scalar(0.03));
+  const crossview::SyntheticStreet street(4);
+  const crossview::StreetView v = street.render(K, R, 32, 64);
+  // The same view as the double camera of the same parameters (rounding moves rays by ~1e-7).
+  const crossview::StreetView expected = street.render(Kd, R.template cast<double>().eval(), 32, 64);
+  CHECK((v.image.sizes() == torch::IntArrayRef({3, 32, 64})));
+  CHECK(v.label.eq(expected.label).to(torch::kFloat).mean().item<float>() >= 0.99f);
+}
