@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <limits>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 namespace crossview {
@@ -33,7 +34,7 @@ struct Rect {
   friend bool operator!=(const Rect& a, const Rect& b) { return !(a == b); }
 };
 
-/// Largest side of a canvas the search will scan (the search is O(width * height)).
+/// Largest side of a canvas the search accepts.
 inline constexpr std::int64_t kMaxInscribedRectCanvasSide = 1 << 15;
 
 namespace detail {
@@ -41,46 +42,69 @@ namespace detail {
 /// Tolerance, in source pixels, for a pixel centre mapping exactly onto the source border.
 inline constexpr double kInsideTolerance = 1e-7;
 
-/// True when dst pixel (x, y) maps through H_src_dst (double) to a point with w > 0 inside
-/// [0, src_width - 1] x [0, src_height - 1], i.e. where bilinear sampling needs no fill.
-inline bool maps_inside(const Eigen::Matrix3d& H_src_dst, double x, double y, double max_x, double max_y) {
-  const double w = H_src_dst(2, 0) * x + H_src_dst(2, 1) * y + H_src_dst(2, 2);
-  if (!(w > 0.0)) return false;
-  const double u = (H_src_dst(0, 0) * x + H_src_dst(0, 1) * y + H_src_dst(0, 2)) / w;
-  const double v = (H_src_dst(1, 0) * x + H_src_dst(1, 1) * y + H_src_dst(1, 2)) / w;
-  return u >= -kInsideTolerance && u <= max_x + kInsideTolerance && v >= -kInsideTolerance &&
-         v <= max_y + kInsideTolerance;
+/// The integer columns [first, last] of dst row y whose pixel centres map through H_src_dst to a
+/// point with w > 0 inside [0, max_x] x [0, max_y] (within kInsideTolerance), clipped to
+/// [lo_x, hi_x]. Along a row u, v and w are affine in x, and for w > 0 the conditions
+/// 0 <= u/w <= max_x, 0 <= v/w <= max_y become u >= 0, max_x*w - u >= 0, ... -- five half-lines
+/// whose intersection is one interval (the valid region is convex). Empty when first > last.
+inline std::pair<std::int64_t, std::int64_t> valid_row_interval(const Eigen::Matrix3d& H_src_dst, double y,
+                                                                double max_x, double max_y, std::int64_t lo_x,
+                                                                std::int64_t hi_x) {
+  const double t = kInsideTolerance;
+  const double au = H_src_dst(0, 0), bu = H_src_dst(0, 1) * y + H_src_dst(0, 2);
+  const double av = H_src_dst(1, 0), bv = H_src_dst(1, 1) * y + H_src_dst(1, 2);
+  const double aw = H_src_dst(2, 0), bw = H_src_dst(2, 1) * y + H_src_dst(2, 2);
+  double lo = double(lo_x), hi = double(hi_x);
+  // Intersect [lo, hi] with {x : a*x + b >= 0} (strictly > 0 when `strict`).
+  auto clip = [&](double a, double b, bool strict) {
+    if (a == 0.0) {
+      if (strict ? !(b > 0.0) : !(b >= 0.0)) hi = lo - 1.0;
+      return;
+    }
+    const double root = -b / a;
+    if (a > 0.0) {
+      double bound = std::ceil(root);
+      if (strict && bound == root) bound += 1.0;
+      lo = std::max(lo, bound);
+    } else {
+      double bound = std::floor(root);
+      if (strict && bound == root) bound -= 1.0;
+      hi = std::min(hi, bound);
+    }
+  };
+  clip(aw, bw, true);                                                  // w > 0
+  clip(au + t * aw, bu + t * bw, false);                               // u / w >= -t
+  clip((max_x + t) * aw - au, (max_x + t) * bw - bu, false);           // u / w <= max_x + t
+  clip(av + t * aw, bv + t * bw, false);                               // v / w >= -t
+  clip((max_y + t) * aw - av, (max_y + t) * bw - bv, false);           // v / w <= max_y + t
+  if (!(lo <= hi)) return {1, 0};
+  return {std::int64_t(lo), std::int64_t(hi)};
 }
 
-/// Exact maximal rectangle of valid pixels over the canvas, scanning rows with the classic
-/// histogram-and-stack method (O(width) memory, O(width * height) time).
+/// Exact maximal rectangle of valid pixels over the canvas. Every row's valid pixels form one
+/// interval (valid_row_interval); a rectangle over rows y0..y1 can span at most the intersection
+/// of their intervals, so trying every first row y0 and growing y1 while the intersection is not
+/// empty finds the optimum. The search for y0 stops once the intersection's width times the rows
+/// left cannot beat the best area. O(canvas height^2) interval steps at worst, far fewer in
+/// practice; O(canvas height) memory.
 inline Rect largest_valid_rect_on_canvas(const Eigen::Matrix3d& H_src_dst, double max_x, double max_y,
                                          const Rect& canvas) {
-  const std::int64_t W = canvas.width;
-  std::vector<std::int64_t> heights(static_cast<std::size_t>(W) + 1, 0);  // sentinel 0 at the end
-  std::vector<std::int64_t> stack;
-  stack.reserve(static_cast<std::size_t>(W) + 1);
+  const std::int64_t rows = canvas.height;
+  std::vector<std::pair<std::int64_t, std::int64_t>> interval(static_cast<std::size_t>(rows));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    interval[std::size_t(r)] = valid_row_interval(H_src_dst, double(canvas.y + r), max_x, max_y, canvas.x,
+                                                  canvas.x + canvas.width - 1);
+  }
   Rect best;
-  for (std::int64_t row = 0; row < canvas.height; ++row) {
-    const double y = double(canvas.y + row);
-    for (std::int64_t col = 0; col < W; ++col) {
-      const bool inside = maps_inside(H_src_dst, double(canvas.x + col), y, max_x, max_y);
-      heights[std::size_t(col)] = inside ? heights[std::size_t(col)] + 1 : 0;
-    }
-    // Largest rectangle under the histogram `heights` whose bottom edge is this row.
-    stack.clear();
-    for (std::int64_t col = 0; col <= W; ++col) {
-      const std::int64_t h = heights[std::size_t(col)];
-      while (!stack.empty() && heights[std::size_t(stack.back())] >= h) {
-        const std::int64_t top = heights[std::size_t(stack.back())];
-        stack.pop_back();
-        const std::int64_t left = stack.empty() ? 0 : stack.back() + 1;
-        const std::int64_t width = col - left;
-        if (top * width > best.area()) {
-          best = Rect{canvas.x + left, canvas.y + row - top + 1, width, top};
-        }
-      }
-      stack.push_back(col);
+  for (std::int64_t y0 = 0; y0 < rows; ++y0) {
+    std::int64_t first = interval[std::size_t(y0)].first, last = interval[std::size_t(y0)].second;
+    for (std::int64_t y1 = y0; y1 < rows; ++y1) {
+      first = std::max(first, interval[std::size_t(y1)].first);
+      last = std::min(last, interval[std::size_t(y1)].second);
+      const std::int64_t width = last - first + 1;
+      if (width <= 0 || width * (rows - y0) <= best.area()) break;
+      const std::int64_t height = y1 - y0 + 1;
+      if (width * height > best.area()) best = Rect{first, canvas.y + y0, width, height};
     }
   }
   return best;
@@ -106,10 +130,10 @@ inline void check_canvas(const Rect& canvas, const char* function) {
 /// whose every pixel centre maps back through H_dst_src^-1 to a point with w > 0 inside the
 /// source image, [0, src_width - 1] x [0, src_height - 1] (so bilinear sampling needs no fill).
 ///
-/// Exact: the valid pixels of every row are found by testing each pixel centre, and the maximal
-/// rectangle of the resulting binary mask is found by the histogram-and-stack method, which is
-/// optimal over all integer rectangles. Ties keep the first found (lowest bottom row, then leftmost).
-/// Cost O(canvas area); computed in double whatever the scalar type.
+/// Exact over all integer rectangles: the valid region is convex, so each row's valid pixels form
+/// one interval, found in closed form from the five linear conditions along the row; the search
+/// then tries every span of rows (see detail::largest_valid_rect_on_canvas). Ties keep the first
+/// found (topmost, then tallest). Computed in double whatever the scalar type.
 /// \returns an empty Rect (width = height = 0) when not even one pixel is valid.
 /// \throws std::invalid_argument for a singular or non-finite H, empty source sizes or a bad canvas.
 template <typename Derived>
