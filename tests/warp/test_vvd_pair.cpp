@@ -307,3 +307,25 @@ TEST_CASE("VVDDataset + VVDCollate: a torch::data loader gives the same batches 
   crossview::VVDDataset<Memory> ds(memory, crossview::VVDOptions().crop_size(48).seed(9));
   CHECK(torch::equal(serial[1].image_b[1], ds.get(3).image_b));
 }
+
+TEST_CASE("explicit instantiations: Eigen float homographies, 32-bit engines, every label dtype") {
+  const auto image = smooth_rgb(48, 64, 40);
+  const auto labels = block_labels(48, 64, 8, 41);
+  Eigen::Matrix3f Hf = Eigen::Matrix3f::Identity();
+  Hf(0, 2) = -3.0f;
+  Hf(1, 2) = -2.0f;
+  CHECK(torch::equal(crossview::warp_image(image, Hf, {20, 30}), image.slice(1, 2, 22).slice(2, 3, 33)));
+  CHECK(torch::equal(crossview::warp_image_with_mask(image, Hf, {20, 30}).output, image.slice(1, 2, 22).slice(2, 3, 33)));
+  const Eigen::Matrix3d Hd = Hf.cast<double>();
+  const auto expected = crossview::warp_labels(labels, Hd, {20, 30});
+  for (const auto dtype : {torch::kUInt8, torch::kInt16, torch::kInt32}) {
+    CHECK(torch::equal(crossview::warp_labels(labels.to(dtype), Hf, {20, 30}).to(torch::kInt64), expected));
+    CHECK(torch::equal(crossview::warp_labels_with_mask(labels.to(dtype), Hf, {20, 30}).valid,
+                       crossview::warp_labels_with_mask(labels, Hd, {20, 30}).valid));
+  }
+  crossview::VVDPairGenerator gen(crossview::VVDOptions().crop_size(32).focal(100.0));
+  std::mt19937 rng32(5);
+  const auto pair = gen(image.to(torch::kFloat64), labels, rng32);
+  CHECK((pair.image_b.scalar_type() == torch::kFloat64));
+  CHECK(pair.tries >= 1);
+}
