@@ -1,0 +1,18 @@
+# Fails when a core header (everything under include/crossview except io/) includes OpenCV:
+# DESIGN.md keeps OpenCV to programs, tests and the io/ readers.
+file(GLOB_RECURSE headers "${INCLUDE_DIR}/crossview/*.hpp" "${INCLUDE_DIR}/crossview/*.cuh")
+set(offenders)
+foreach(h IN LISTS headers)
+  if(h MATCHES "/crossview/io/" OR h MATCHES "/crossview/io\\.hpp$")
+    continue()
+  endif()
+  file(STRINGS "${h}" hits REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"]opencv")
+  if(hits)
+    list(APPEND offenders "${h}")
+  endif()
+endforeach()
+if(offenders)
+  message(FATAL_ERROR "core headers include OpenCV: ${offenders}")
+endif()
+list(LENGTH headers n)
+message(STATUS "${n} headers checked, none outside io/ includes OpenCV")
