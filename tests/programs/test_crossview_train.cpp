@@ -3,6 +3,9 @@
 // resumed ends at exactly the weights of an uninterrupted run), and crossview-eval reproducing
 // the training program's evaluation from a checkpoint.
 
+#include "../../examples/train/checkpoint.hpp"
+#include "../../examples/train/model.hpp"
+
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -61,17 +64,21 @@ nlohmann::json read_json(const fs::path& path) {
   return nlohmann::json::parse(in);
 }
 
-/// The model parameters and buffers of a crossview-train checkpoint, by name.
+/// The model parameters and buffers of a crossview-train checkpoint, by name: the network is
+/// rebuilt from the configuration the checkpoint stores, as crossview-eval does.
 std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const fs::path& path) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(path.string());
-  torch::serialize::InputArchive model;
-  archive.read("model", model);
+  namespace ct = crossview::train;
+  const auto config = nlohmann::json::parse(ct::read_checkpoint_meta(path).config_json);
+  ct::ModelOptions m;
+  m.depth = config.at("depth").get<int>();
+  m.width = config.at("width").get<double>();
+  m.deep_stem = config.at("deep_stem").get<bool>();
+  m.ggdc_blocks = config.at("ggdc_blocks").get<std::string>();
+  auto network = ct::make_network(m, config.at("num_classes").get<int64_t>(), config.at("ggdc").get<bool>());
+  ct::load_checkpoint(path, *network, nullptr);
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& key : model.keys()) {
-    torch::Tensor t;
-    if (model.try_read(key, t) || model.try_read(key, t, /*is_buffer=*/true)) out.emplace_back(key, t);
-  }
+  for (const auto& p : network->named_parameters()) out.emplace_back(p.key(), p.value());
+  for (const auto& b : network->named_buffers()) out.emplace_back(b.key(), b.value());
   return out;
 }
 
