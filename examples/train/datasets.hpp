@@ -17,6 +17,7 @@
 #include <crossview/io/derived_vvd.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <random>
@@ -126,7 +127,7 @@ inline Dataset load_dataset(const TrainOptions& o, bool with_train = true) {
   Dataset data = o.dataset == "synthetic" ? load_synthetic(o, with_train) : load_real(o, with_train);
   std::fprintf(stderr, "%s: %lld training images, %lld evaluation pairs, focal %s (%.1f s)\n", data.name.c_str(),
                (long long)data.train_size, (long long)data.eval_size,
-               data.focal > 0 ? (std::to_string(data.focal) + " px").c_str() : "2262 * width / 2048",
+               data.focal > 0 ? (std::to_string(int64_t(std::lround(data.focal))) + " px").c_str() : "2262 * width / 2048",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return data;
 }

@@ -37,25 +37,25 @@ namespace crossview::train {
 /// One training batch. For VVD variants the first half of `images` are the views a, the second
 /// half the views b of the same pairs, and H_b_a [pairs, 3, 3] relates them.
 struct TrainBatch {
-  torch::Tensor images;  ///< [B, 3, crop, crop] float RGB in [0, 1]
+  torch::Tensor images;  ///< [B, 3, crop, crop] float, ImageNet-normalised
   torch::Tensor labels;  ///< [B, crop, crop] int64
   torch::Tensor H_b_a;   ///< [B/2, 3, 3] float64, or undefined for plain crops
 };
 
 /// The batch of iteration `iteration`: a pure function of (seed, iteration). Every image is
-/// first rescaled by a random factor in [scale_min, scale_max] (and flipped with probability 1/2);
-/// the baseline then takes a random crop x crop window (padded with ignore where the image is
-/// smaller), the VVD variants a pair from the generator, whose focal length follows the rescaling.
+/// first rescaled by a random factor in [scale_min, scale_max] (and flipped with probability 1/2)
+/// and ImageNet-normalised; the baseline then takes a random crop x crop window, the VVD variants a
+/// pair from the generator, whose focal length follows the rescaling. Normalising first makes
+/// padding and the parts of patch b without a source read 0 = the ImageNet mean colour (labels
+/// there are ignored), not black, which would skew BatchNorm's statistics.
 inline TrainBatch make_batch(const Dataset& data, const TrainOptions& o, const VariantSpec& spec, int64_t iteration) {
   std::mt19937_64 rng(mix_seed(o.seed, 1, uint64_t(iteration)));
   const auto pick = [&] { return data.train_sample(uniform_index(rng, data.train_size)); };
   TrainBatch batch;
   std::vector<torch::Tensor> images, labels;
   if (!spec.vvd_pairs) {
-    const auto transform = SegmentationTransform::training({o.crop, o.crop})
-                               .scale_min(o.scale_min)
-                               .scale_max(o.scale_max)
-                               .normalize(false);
+    const auto transform =
+        SegmentationTransform::training({o.crop, o.crop}).scale_min(o.scale_min).scale_max(o.scale_max);
     for (int64_t i = 0; i < o.batch; ++i) {
       const auto sample = pick();
       const auto crop = transform(sample.image, sample.label, rng);
@@ -67,7 +67,7 @@ inline TrainBatch make_batch(const Dataset& data, const TrainOptions& o, const V
     return batch;
   }
   // Whole (rescaled, flipped) image: crop_hw {0, 0}.
-  const auto rescale = SegmentationTransform().train(true).scale_min(o.scale_min).scale_max(o.scale_max).normalize(false);
+  const auto rescale = SegmentationTransform().train(true).scale_min(o.scale_min).scale_max(o.scale_max);
   const int64_t n_pairs = o.batch / 2;
   std::vector<torch::Tensor> images_b, labels_b;
   std::vector<Eigen::Matrix3d> Hs;
@@ -196,7 +196,7 @@ inline TrainedVariant train_variant(const TrainOptions& o, const VariantSpec& sp
 
     const auto batch = make_batch(data, o, spec, it);
     torch::manual_seed(mix_seed(o.seed, 2, uint64_t(it)));
-    const auto images = normalize_images(batch.images).to(device);
+    const auto images = batch.images.to(device);
     const auto labels = batch.labels.to(device);
     const auto out = result.network->forward(images);
     const auto ce = masked_cross_entropy(out.logits, labels);
