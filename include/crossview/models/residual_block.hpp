@@ -45,10 +45,21 @@ namespace detail {
 
 /// The 3x3 convolution of a residual block: a plain `Conv2d` or, when `ggdc` is set, a
 /// `GGDC<>` (Sobel gradients, ConvOffsetHead; zero-initialised offsets) with the same channels,
-/// stride, padding, dilation and no bias. Both take `[N, in, H, W]` and return `[N, out, H', W']`. Registered as `name` in
-/// `owner` so parameter names match torchvision's (`conv2.weight`).
-torch::nn::AnyModule make_block_conv3x3(torch::nn::Module& owner, const char* name, int64_t in, int64_t out,
-                                        int64_t stride, int64_t dilation, bool ggdc);
+/// stride, padding, dilation and no bias. Both take `[N, in, H, W]` and return
+/// `[N, out, H', W']`. Registered as `name` in `owner` so parameter names match torchvision's
+/// (`conv2.weight`).
+inline torch::nn::AnyModule make_block_conv3x3(torch::nn::Module& owner, const char* name, int64_t in, int64_t out,
+                                               int64_t stride, int64_t dilation, bool ggdc) {
+  if (ggdc) {
+    auto layer = owner.register_module(
+        name, GGDC<>(GGDCOptions(in, out, 3).stride(stride).padding(dilation).dilation(dilation).bias(false)));
+    return torch::nn::AnyModule(layer);
+  }
+  auto conv = owner.register_module(
+      name, torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(dilation).dilation(dilation)
+                                  .bias(false)));
+  return torch::nn::AnyModule(conv);
+}
 
 /// torchvision's `downsample`: 1x1 conv (no bias) with the block's stride, then BatchNorm.
 inline torch::nn::Sequential make_downsample(int64_t in, int64_t out, int64_t stride) {
@@ -231,20 +242,4 @@ class BottleneckImpl : public torch::nn::Cloneable<BottleneckImpl> {
 };
 TORCH_MODULE(Bottleneck);
 
-namespace detail {
-
-inline torch::nn::AnyModule make_block_conv3x3(torch::nn::Module& owner, const char* name, int64_t in, int64_t out,
-                                               int64_t stride, int64_t dilation, bool ggdc) {
-  if (ggdc) {
-    auto layer = owner.register_module(
-        name, GGDC<>(GGDCOptions(in, out, 3).stride(stride).padding(dilation).dilation(dilation).bias(false)));
-    return torch::nn::AnyModule(layer);
-  }
-  auto conv = owner.register_module(
-      name, torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(dilation).dilation(dilation)
-                                  .bias(false)));
-  return torch::nn::AnyModule(conv);
-}
-
-}  // namespace detail
 }  // namespace crossview
