@@ -11,11 +11,13 @@
 /// per convolution group, written straight into the output rows of the tile. Memory: one
 /// channels-last image plus O(T*K*Cin) per thread, independent of the batch size.
 ///
-/// Backward per tile: grad_col = grad_out_tile^T * W (GEMM), grad_weight += grad_out_tile * col
-/// (GEMM into a per-chunk accumulator), and one pass over the samples that scatters grad_col
-/// into a per-chunk channels-last input gradient and reduces grad_offset / grad_mask from the
-/// same corners. Chunks are fixed tile ranges (their number is the thread count), so results are
-/// bitwise reproducible for a given thread count; per-chunk partial sums are added in chunk order.
+/// Work is done in blocks of one tile per thread: the columns of a block are filled in parallel,
+/// then multiplied by one (multi-threaded) GEMM per convolution group outside the parallel
+/// region. Backward per block: grad_col = grad_out_block^T * W and grad_weight += grad_out_block *
+/// col (GEMMs), then one parallel pass over the samples that scatters grad_col into a
+/// channels-last input gradient (tile t of every block owns part t, so no two threads write the
+/// same memory) and reduces grad_offset / grad_mask from the same corners. The parts are summed
+/// in a fixed order: results are bitwise reproducible for a given thread count.
 
 #include "crossview/nn/detail/bilinear.hpp"
 #include "crossview/nn/detail/deform_conv2d_params.hpp"
@@ -25,7 +27,6 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <vector>
 
 namespace crossview::detail {
@@ -153,9 +154,16 @@ inline void deform_conv2d_forward_cpu_kernel(const torch::Tensor& input, const t
   const int64_t col_width = K * cin;
   const int64_t hw_out = s.out_h * s.out_w;
   const int64_t tile = deform_conv2d_tile_pixels(col_width);
-  const int64_t num_tiles = (hw_out + tile - 1) / tile;
+  // A block = one tile per thread: filled in parallel, then multiplied by one multi-threaded
+  // GEMM per group outside the parallel region (BLAS called inside OpenMP regions made the
+  // threads spin-wait on a loaded machine).
+  const int64_t tiles_per_block = std::max(1, at::get_num_threads());
+  const int64_t block = tile * tiles_per_block;
   // [Cout, kh, kw, Cg]: tap-major rows matching the column layout.
   const auto w_t = weight.permute({0, 2, 3, 1}).contiguous().view({s.out_channels, K * cg});
+  auto col = torch::empty({std::min(block, hw_out), col_width}, input.options());
+  scalar_t* col_p = col.data_ptr<scalar_t>();
+  const std::vector<scalar_t> zeros(static_cast<size_t>(cin), scalar_t(0));
   scalar_t* out = output.data_ptr<scalar_t>();
   const scalar_t* offset_p = offset.data_ptr<scalar_t>();
   const scalar_t* mask_p = prm.use_mask ? mask.data_ptr<scalar_t>() : nullptr;
@@ -165,22 +173,21 @@ inline void deform_conv2d_forward_cpu_kernel(const torch::Tensor& input, const t
     const scalar_t* offset_n = offset_p + n * 2 * prm.offset_groups * K * hw_out;
     const scalar_t* mask_n = mask_p ? mask_p + n * prm.offset_groups * K * hw_out : nullptr;
     scalar_t* out_n = out + n * s.out_channels * hw_out;
-    // Tiles are handed out dynamically (each writes its own output columns, so the result does
-    // not depend on the order): a thread that gets less CPU time takes fewer tiles.
-    std::atomic<int64_t> next_tile{0};
-    at::parallel_for(0, std::min<int64_t>(at::get_num_threads(), num_tiles), 1, [&](int64_t, int64_t) {
-      std::vector<scalar_t> col(static_cast<size_t>(tile * col_width));
-      const std::vector<scalar_t> zeros(static_cast<size_t>(cin), scalar_t(0));
-      for (int64_t b = next_tile++; b < num_tiles; b = next_tile++) {
-        const int64_t p0 = b * tile, p1 = std::min(hw_out, p0 + tile);
-        deform_fill_columns(s, prm, x_p, offset_n, mask_n, p0, p1, zeros.data(), col.data());
-        for (int64_t g = 0; g < prm.groups; ++g) {
-          auto out_view = deform_matrix_view(out_n + g * cout_g * hw_out + p0, cout_g, p1 - p0, hw_out);
-          auto col_view = deform_matrix_view(col.data() + g * K * cg, p1 - p0, K * cg, col_width);
-          at::mm_out(out_view, w_t.narrow(0, g * cout_g, cout_g), col_view.t());
+    for (int64_t b0 = 0; b0 < hw_out; b0 += block) {
+      const int64_t b1 = std::min(hw_out, b0 + block);
+      const int64_t num_tiles = (b1 - b0 + tile - 1) / tile;
+      at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+          const int64_t p0 = b0 + t * tile, p1 = std::min(b1, p0 + tile);
+          deform_fill_columns(s, prm, x_p, offset_n, mask_n, p0, p1, zeros.data(), col_p + (p0 - b0) * col_width);
         }
+      });
+      for (int64_t g = 0; g < prm.groups; ++g) {
+        auto out_view = deform_matrix_view(out_n + g * cout_g * hw_out + b0, cout_g, b1 - b0, hw_out);
+        auto col_view = deform_matrix_view(col_p + g * K * cg, b1 - b0, K * cg, col_width);
+        at::mm_out(out_view, w_t.narrow(0, g * cout_g, cout_g), col_view.t());
       }
-    });
+    }
   }
 }
 
@@ -200,12 +207,20 @@ inline void deform_conv2d_backward_cpu_kernel(const torch::Tensor& grad_out, con
   const int64_t hw_in = s.height * s.width;
   const int64_t hw_out = s.out_h * s.out_w;
   const int64_t tile = deform_conv2d_tile_pixels(col_width);
-  const int64_t num_tiles = (hw_out + tile - 1) / tile;
-  const int64_t num_chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), num_tiles));
+  const int64_t tiles_per_block = std::max(1, at::get_num_threads());
+  const int64_t block = tile * tiles_per_block;
+  const int64_t rows = std::min(block, hw_out);
   const auto w_t = weight.permute({0, 2, 3, 1}).contiguous().view({s.out_channels, K * cg});
-  // Per-chunk partial sums: weight gradient (tap-major like w_t) and channels-last input gradient.
-  auto grad_w_parts = torch::zeros({num_chunks, s.out_channels, K * cg}, w_t.options());
-  auto grad_x_parts = torch::empty({num_chunks, hw_in, cin}, input.options());
+  auto grad_w_t = torch::zeros_like(w_t);  // tap-major like w_t
+  auto col = torch::empty({rows, col_width}, input.options());
+  auto grad_col = torch::empty({rows, col_width}, input.options());
+  // Tile t of every block scatters into input-gradient part t (channels-last): no two threads
+  // share a part, and each part sums its tiles in a fixed order.
+  const int64_t num_parts = std::min(tiles_per_block, (hw_out + tile - 1) / tile);
+  auto grad_x_parts = torch::empty({num_parts, hw_in, cin}, input.options());
+  scalar_t* col_p = col.data_ptr<scalar_t>();
+  scalar_t* grad_col_p = grad_col.data_ptr<scalar_t>();
+  const std::vector<scalar_t> zeros(static_cast<size_t>(cin), scalar_t(0));
   const scalar_t* go_p = grad_out.data_ptr<scalar_t>();
   const scalar_t* offset_p = offset.data_ptr<scalar_t>();
   const scalar_t* mask_p = prm.use_mask ? mask.data_ptr<scalar_t>() : nullptr;
@@ -221,31 +236,32 @@ inline void deform_conv2d_backward_cpu_kernel(const torch::Tensor& grad_out, con
     scalar_t* gmask_n = gmask_p ? gmask_p + n * prm.offset_groups * K * hw_out : nullptr;
     const scalar_t* go_n = go_p + n * s.out_channels * hw_out;
     grad_x_parts.zero_();
-    at::parallel_for(0, num_chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
-      std::vector<scalar_t> col(static_cast<size_t>(tile * col_width));
-      std::vector<scalar_t> grad_col(static_cast<size_t>(tile * col_width));
-      const std::vector<scalar_t> zeros(static_cast<size_t>(cin), scalar_t(0));
-      std::vector<scalar_t> sink(static_cast<size_t>(cin));  // written by invalid corners, never read
-      for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
-        scalar_t* gx = gx_parts_p + chunk * hw_in * cin;
-        auto grad_w = grad_w_parts[chunk];
-        const int64_t tile_begin = chunk * num_tiles / num_chunks;
-        const int64_t tile_end = (chunk + 1) * num_tiles / num_chunks;
-        for (int64_t b = tile_begin; b < tile_end; ++b) {
-          const int64_t p0 = b * tile, p1 = std::min(hw_out, p0 + tile), tp = p1 - p0;
-          deform_fill_columns(s, prm, x_p, offset_n, mask_n, p0, p1, zeros.data(), col.data());
-          for (int64_t g = 0; g < prm.groups; ++g) {
-            const auto go_view =
-                deform_matrix_view(const_cast<scalar_t*>(go_n) + g * cout_g * hw_out + p0, cout_g, tp, hw_out);
-            auto col_view = deform_matrix_view(col.data() + g * K * cg, tp, K * cg, col_width);
-            auto grad_col_view = deform_matrix_view(grad_col.data() + g * K * cg, tp, K * cg, col_width);
-            const auto w_g = w_t.narrow(0, g * cout_g, cout_g);
-            at::mm_out(grad_col_view, go_view.t(), w_g);  // [T, K*Cg]
-            grad_w.narrow(0, g * cout_g, cout_g).addmm_(go_view, col_view);
-          }
+    for (int64_t b0 = 0; b0 < hw_out; b0 += block) {
+      const int64_t b1 = std::min(hw_out, b0 + block), bp = b1 - b0;
+      const int64_t num_tiles = (bp + tile - 1) / tile;
+      at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+          const int64_t p0 = b0 + t * tile, p1 = std::min(b1, p0 + tile);
+          deform_fill_columns(s, prm, x_p, offset_n, mask_n, p0, p1, zeros.data(), col_p + (p0 - b0) * col_width);
+        }
+      });
+      for (int64_t g = 0; g < prm.groups; ++g) {
+        const auto go_view =
+            deform_matrix_view(const_cast<scalar_t*>(go_n) + g * cout_g * hw_out + b0, cout_g, bp, hw_out);
+        auto col_view = deform_matrix_view(col_p + g * K * cg, bp, K * cg, col_width);
+        auto grad_col_view = deform_matrix_view(grad_col_p + g * K * cg, bp, K * cg, col_width);
+        at::mm_out(grad_col_view, go_view.t(), w_t.narrow(0, g * cout_g, cout_g));  // [block, K*Cg]
+        grad_w_t.narrow(0, g * cout_g, cout_g).addmm_(go_view, col_view);
+      }
+      at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) {
+        std::vector<scalar_t> sink(static_cast<size_t>(cin));  // written by invalid corners, never read
+        for (int64_t t = begin; t < end; ++t) {
+          const int64_t p0 = b0 + t * tile, p1 = std::min(b1, p0 + tile);
+          scalar_t* gx = gx_parts_p + t * hw_in * cin;
+          const scalar_t* gcol_tile = grad_col_p + (p0 - b0) * col_width;
           deform_for_each_sample<scalar_t>(
               s, prm, offset_n, mask_n, p0, p1,
-              [&](int64_t t, int64_t og, int64_t k, const BilinearCorners<scalar_t>& c, scalar_t m) {
+              [&](int64_t r, int64_t og, int64_t k, const BilinearCorners<scalar_t>& c, scalar_t m) {
                 const scalar_t* src[4];
                 scalar_t* dst[4];
                 scalar_t mw[4];
@@ -258,7 +274,7 @@ inline void deform_conv2d_backward_cpu_kernel(const torch::Tensor& grad_out, con
                 // dot[q] = sum_c grad_col * x(corner q): d out / d (corner weight q).
                 scalar_t dot[4] = {0, 0, 0, 0};
                 deform_for_each_segment(s, prm, og, [&](int64_t g, int64_t c0, int64_t c1) {
-                  const scalar_t* __restrict__ gc = grad_col.data() + t * col_width + g * K * cg + k * cg + (c0 - g * cg);
+                  const scalar_t* __restrict__ gc = gcol_tile + r * col_width + g * K * cg + k * cg + (c0 - g * cg);
                   const int64_t len = c1 - c0;
                   for (int q = 0; q < 4; ++q) {
                     const scalar_t* __restrict__ a = src[q] + c0;
@@ -286,20 +302,20 @@ inline void deform_conv2d_backward_cpu_kernel(const torch::Tensor& grad_out, con
                   dy += c.dweight_dy[q] * dot[q];
                   dx += c.dweight_dx[q] * dot[q];
                 }
-                const int64_t p = p0 + t;
+                const int64_t p = p0 + r;
                 goff_n[(og * 2 * K + 2 * k) * hw_out + p] = m * dy;
                 goff_n[(og * 2 * K + 2 * k + 1) * hw_out + p] = m * dx;
                 if (gmask_n) gmask_n[(og * K + k) * hw_out + p] = value;
               });
         }
-      }
-    });
-    // Fixed-order reduction of the chunks' input gradients, back to [Cin, H, W].
-    auto gx_sum = num_chunks == 1 ? grad_x_parts[0] : grad_x_parts.sum(0);
+      });
+    }
+    // Fixed-order reduction of the parts' input gradients, back to [Cin, H, W].
+    auto gx_sum = num_parts == 1 ? grad_x_parts[0] : grad_x_parts.sum(0);
     grad_input[n].copy_(gx_sum.view({s.height, s.width, cin}).permute({2, 0, 1}));
   }
   // [Cout, kh, kw, Cg] -> [Cout, Cg, kh, kw]
-  grad_weight.copy_(grad_w_parts.sum(0).view({s.out_channels, s.kernel_h, s.kernel_w, cg}).permute({0, 3, 1, 2}));
+  grad_weight.copy_(grad_w_t.view({s.out_channels, s.kernel_h, s.kernel_w, cg}).permute({0, 3, 1, 2}));
 }
 
 }  // namespace crossview::detail
