@@ -244,6 +244,8 @@ TEST_CASE("deform_conv2d: argument errors name the argument, the expectation and
 }
 
 TEST_CASE("deform_conv2d: CUDA tensors (skipped without a GPU)") {
+  MESSAGE("crossview::cuda kernels registered in this process: "
+          << std::string(crossview::detail::deform_conv2d_has_cuda_kernels() ? "yes" : "no (ATen fallback for CUDA tensors)"));
   if (!torch::cuda::is_available()) {
     MESSAGE("no CUDA device: CUDA deform_conv2d checks skipped");
     return;
