@@ -13,17 +13,7 @@ using crossview::detail::DeformConv2dParams;
 
 DeformConv2dParams make_params(int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dilation_h,
                                int64_t dilation_w, int64_t groups, int64_t offset_groups, bool use_mask) {
-  DeformConv2dParams p;
-  p.stride_h = stride_h;
-  p.stride_w = stride_w;
-  p.pad_h = pad_h;
-  p.pad_w = pad_w;
-  p.dilation_h = dilation_h;
-  p.dilation_w = dilation_w;
-  p.groups = groups;
-  p.offset_groups = offset_groups;
-  p.use_mask = use_mask;
-  return p;
+  return DeformConv2dParams{stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups, use_mask};
 }
 
 /// Autograd key: the autograd function of crossview::deform_conv2d (or, for CUDA tensors

@@ -111,16 +111,8 @@ inline torch::Tensor deform_conv2d(const torch::Tensor& input, const torch::Tens
                                    int64_t pad_h = 0, int64_t pad_w = 0, int64_t dilation_h = 1,
                                    int64_t dilation_w = 1, int64_t groups = 1, int64_t offset_groups = 1,
                                    bool use_mask = false) {
-  detail::DeformConv2dParams p;
-  p.stride_h = stride_h;
-  p.stride_w = stride_w;
-  p.pad_h = pad_h;
-  p.pad_w = pad_w;
-  p.dilation_h = dilation_h;
-  p.dilation_w = dilation_w;
-  p.groups = groups;
-  p.offset_groups = offset_groups;
-  p.use_mask = use_mask;
+  const detail::DeformConv2dParams p{stride_h,   stride_w, pad_h,         pad_w,   dilation_h,
+                                     dilation_w, groups,   offset_groups, use_mask};
   detail::check_deform_conv2d_arguments(input, weight, offset, mask, bias, p);
   if (input.is_cpu() || (input.is_cuda() && detail::deform_conv2d_has_cuda_kernels())) {
     // Autograd functions take defined tensors only: an empty tensor stands for "no mask/bias".
