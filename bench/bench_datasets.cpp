@@ -4,9 +4,9 @@
 // crop (the comparison, without the rectangle search), and a whole pair written as PNG + JSON as
 // crossview-derive-vvd does. Plus SyntheticStreet renders.
 //   bench_datasets                         (ratios: BM_Datasets_DeriveView / BM_OpenCV_DeriveWarps)
-#include <crossview/data/derived_vvd.hpp>
+#include <crossview/data/vvd_view.hpp>
 #include <crossview/data/synthetic_street.hpp>
-#include <crossview/io/derived_vvd.hpp>
+#include <crossview/io/derived_dataset.hpp>
 
 #include <benchmark/benchmark.h>
 #include <opencv2/core.hpp>
@@ -21,7 +21,6 @@
 
 namespace {
 
-constexpr int kThreads = 2;
 constexpr double kCamVidFocal = 2262.0 * 480.0 / 2048.0;  // as crossview-derive-vvd's default
 
 // A textured uint8 image [3, H, W] and a label map [H, W] of 19 classes in blocks.
@@ -145,17 +144,3 @@ BENCHMARK(BM_OpenCV_DeriveWarps)->Args({1024, 2048})->Args({360, 480})->Unit(ben
 BENCHMARK(BM_Datasets_InscribedRect)->Args({1024, 2048})->Args({360, 480})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Datasets_DeriveAndWritePair)->Args({1024, 2048})->Args({360, 480})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SyntheticStreet_Render)->Args({128, 256})->Args({256, 512})->Unit(benchmark::kMillisecond)->UseRealTime();
-
-int main(int argc, char** argv) {
-  // CROSSVIEW_BENCH_THREADS overrides the thread count (default 2).
-  const char* env = std::getenv("CROSSVIEW_BENCH_THREADS");
-  const int threads = env ? std::max(1, std::atoi(env)) : kThreads;
-  at::set_num_threads(threads);
-  cv::setNumThreads(threads);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("threads (at::, cv::)", std::to_string(threads));
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

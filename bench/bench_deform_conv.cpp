@@ -99,13 +99,3 @@ BENCHMARK(BM_DeformConv2d_ForwardBackward)->Apply(shapes);
 BENCHMARK(BM_GGDC_ForwardBackward)->Apply(shapes);
 
 }  // namespace
-
-int main(int argc, char** argv) {
-  const char* threads = std::getenv("CROSSVIEW_BENCH_THREADS");
-  at::set_num_threads(threads ? std::atoi(threads) : 2);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

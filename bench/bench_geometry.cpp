@@ -76,5 +76,3 @@ void BM_Homography_InscribedRect(benchmark::State& state) {
 BENCHMARK(BM_Homography_InscribedRect)->Unit(benchmark::kMillisecond);
 
 }  // namespace
-
-BENCHMARK_MAIN();

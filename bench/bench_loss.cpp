@@ -143,12 +143,3 @@ BENCHMARK(BM_ConsistencyLoss_ForwardBackwardGenericPath)->Apply(stages);
 BENCHMARK(BM_ConsistencyLoss_Forward)->Apply(stages);
 
 }  // namespace
-
-int main(int argc, char** argv) {
-  at::set_num_threads(2);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

@@ -63,12 +63,3 @@ void BM_CrossViewConsistency_Homography(benchmark::State& state) {
 BENCHMARK(BM_CrossViewConsistency_Homography)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
 
 }  // namespace
-
-int main(int argc, char** argv) {
-  at::set_num_threads(2);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

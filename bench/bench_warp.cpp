@@ -17,7 +17,6 @@
 
 namespace {
 
-constexpr int kThreads = 2;
 constexpr int64_t kSrcH = 1024, kSrcW = 2048, kCrop = 776;
 
 // A view with yaw 20, pitch -10, roll 2 degrees; the output is the kCrop x kCrop patch centred
@@ -131,18 +130,3 @@ BENCHMARK(BM_Warp_Labels)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Warp_LabelsInt64)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_OpenCV_WarpPerspectiveNearest)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_VVD_Pair)->Unit(benchmark::kMillisecond)->UseRealTime();
-
-int main(int argc, char** argv) {
-  // CROSSVIEW_BENCH_THREADS overrides the thread count (e.g. 1 for CPU-time comparisons on a
-  // busy machine); the recorded figures use the default 2.
-  const char* env = std::getenv("CROSSVIEW_BENCH_THREADS");
-  const int threads = env ? std::max(1, std::atoi(env)) : kThreads;
-  at::set_num_threads(threads);
-  cv::setNumThreads(threads);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("threads (at::, cv::)", std::to_string(threads));
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

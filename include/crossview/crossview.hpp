@@ -4,6 +4,7 @@
 /// loss/metrics -> models. Needs Eigen and libtorch; never OpenCV (the dataset readers that use
 /// OpenCV are in <crossview/io.hpp>, included separately).
 
+#include "crossview/random.hpp"
 #include "crossview/geometry.hpp"
 #include "crossview/warp.hpp"
 #include "crossview/data.hpp"

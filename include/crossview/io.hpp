@@ -5,7 +5,8 @@
 
 #include "crossview/io/camvid.hpp"
 #include "crossview/io/cityscapes.hpp"
-#include "crossview/io/derived_vvd.hpp"
+#include "crossview/io/derivation_job.hpp"
+#include "crossview/io/derived_dataset.hpp"
 #include "crossview/io/image_io.hpp"
 #include "crossview/io/label_maps.hpp"
 #include "crossview/io/segmentation_files.hpp"

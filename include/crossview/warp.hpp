@@ -6,5 +6,6 @@
 
 #include "crossview/warp/correspondence.hpp"
 #include "crossview/warp/homography_tensor.hpp"
+#include "crossview/warp/size_hw.hpp"
 #include "crossview/warp/warp_image.hpp"
 #include "crossview/warp/warp_labels.hpp"

@@ -53,7 +53,7 @@ TEST_CASE("sample_view: the same seed gives the same first view on every platfor
   rng.discard(9999);
   CHECK(rng() == 9981545732273789042ull);
   std::mt19937_64 fresh(5489u);
-  const double u = crossview::detail::uniform01(fresh);
+  const double u = crossview::uniform01(fresh);
   CHECK(u == doctest::Approx(double(14514284786278117030ull >> 11) * 0x1.0p-53));
 }
 

@@ -4,8 +4,8 @@
 /// to the street direction as in Cityscapes, and a VVD evaluation split of real renders in view
 /// directions from the paper's ranges with the exact homography to the street-aligned view.
 
-#include "crossview/data/derived_vvd.hpp"
-#include "crossview/data/detail/synthetic_noise.hpp"
+#include "crossview/data/vvd_view.hpp"
+#include "crossview/random.hpp"
 #include "crossview/data/synthetic_street.hpp"
 #include "crossview/data/transforms.hpp"
 #include "crossview/geometry/homography.hpp"
@@ -36,6 +36,10 @@ struct SyntheticStreetOptions {
   TORCH_ARG(ViewRange, jitter) = (ViewRange{2.0, 1.0, 0.5});
   /// Evaluation views of the VVD split: the paper's ranges (+-30, +-15, +-3 degrees).
   TORCH_ARG(ViewRange, vvd_range) = ViewRange{};
+  /// VVD split: crop the rotated render to the largest rectangle whose every pixel the original
+  /// view sees (crop_to_source_view; the paper's protocol, Sec. 4.2, and the default). false: the
+  /// whole rotated render, about half of whose pixels look where the original view does not.
+  TORCH_ARG(bool, vvd_crop) = true;
   /// Applied to training samples (default: ImageNet normalisation only).
   TORCH_ARG(SegmentationTransform, transform) = SegmentationTransform::evaluation();
 
@@ -49,7 +53,7 @@ struct SyntheticStreetOptions {
   /// Seed of scene `index` of the split with salt `salt` (training and VVD splits use different
   /// salts, so they never share scenes).
   std::uint64_t scene_seed(std::size_t index, std::uint64_t salt) const {
-    return detail::mix64(detail::mix64(seed_ ^ salt) + std::uint64_t(index));
+    return splitmix64(splitmix64(seed_ ^ salt) + std::uint64_t(index));
   }
   void validate(const char* fn) const {
     TORCH_CHECK(size_ > 0, fn, ": options.size must be positive, got ", size_);
@@ -80,7 +84,7 @@ class SyntheticStreetDataset : public torch::data::datasets::Dataset<SyntheticSt
   torch::data::Example<> get(std::size_t index) override {
     TORCH_CHECK(index < std::size_t(options_.size()), "SyntheticStreetDataset::get: index must be < ",
                 options_.size(), ", got ", index);
-    std::mt19937_64 rng(detail::mix64(options_.scene_seed(index, detail::kSyntheticTrainSalt) ^ detail::mix64(epoch_)));
+    std::mt19937_64 rng(splitmix64(options_.scene_seed(index, detail::kSyntheticTrainSalt) ^ splitmix64(epoch_)));
     const Eigen::Matrix3d R = rotation_from_euler(sample_view<double>(options_.jitter(), rng));
     const SyntheticStreet street(options_.scene_seed(index, detail::kSyntheticTrainSalt));
     const auto view = street.render(options_.intrinsics(), R, options_.height(), options_.width());
@@ -102,8 +106,11 @@ class SyntheticStreetDataset : public torch::data::datasets::Dataset<SyntheticSt
 /// VVD evaluation split: sample i renders scene i (scenes distinct from the training split's) in
 /// the street direction (identity rotation) and again in a direction drawn from
 /// options.vvd_range; H_derived_source = rotation_homography(K, R) maps the first view to the
-/// second exactly, and both label maps are exact ground truth. Images float32 [3, H, W] in
-/// [0, 1] (not normalised), labels int64 [H, W]. Deterministic from (seed, index).
+/// second exactly, and both label maps are exact ground truth. With options.vvd_crop (the
+/// default, the paper's protocol) the rotated render is cropped to the largest rectangle the
+/// original view sees (crop_to_source_view) and H_derived_source includes the crop. Images
+/// float32 [3, H, W] in [0, 1] (not normalised), labels int64 [H, W]. Deterministic from
+/// (seed, index).
 class SyntheticVVDDataset : public torch::data::datasets::Dataset<SyntheticVVDDataset, VVDSample> {
  public:
   explicit SyntheticVVDDataset(SyntheticStreetOptions options = {}) : options_(std::move(options)) {
@@ -114,7 +121,7 @@ class SyntheticVVDDataset : public torch::data::datasets::Dataset<SyntheticVVDDa
     TORCH_CHECK(index < std::size_t(options_.size()), "SyntheticVVDDataset::get: index must be < ", options_.size(),
                 ", got ", index);
     const std::uint64_t scene = options_.scene_seed(index, detail::kSyntheticVVDSalt);
-    std::mt19937_64 rng(detail::mix64(scene));
+    std::mt19937_64 rng(splitmix64(scene));
     const Eigen::Matrix3d R = rotation_from_euler(sample_view<double>(options_.vvd_range(), rng));
     const SyntheticStreet street(scene);
     const auto K = options_.intrinsics();
@@ -126,7 +133,7 @@ class SyntheticVVDDataset : public torch::data::datasets::Dataset<SyntheticVVDDa
     sample.derived_image = derived.image;
     sample.derived_label = derived.label;
     sample.H_derived_source = rotation_homography(K, R);
-    return sample;
+    return options_.vvd_crop() ? crop_to_source_view(sample) : sample;
   }
 
   torch::optional<std::size_t> size() const override { return std::size_t(options_.size()); }

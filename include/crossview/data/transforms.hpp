@@ -6,7 +6,8 @@
 
 #include "crossview/detail/tensor_checks.hpp"
 #include "crossview/geometry/view_sampling.hpp"
-#include "crossview/warp/detail/size_hw.hpp"
+#include "crossview/random.hpp"
+#include "crossview/warp/size_hw.hpp"
 
 #include <torch/torch.h>
 
@@ -99,9 +100,9 @@ inline ImageLabel resize_image_label(const torch::Tensor& image, const torch::Te
   return ImageLabel{img, lab};
 }
 
-/// The window of size crop_hw whose top-left pixel is `origin` = {y, x} (may lie partly outside the
-/// image, even at negative coordinates): image pixels outside read `image_fill`, label pixels
-/// outside read `ignore_index`.
+/// The window of size crop_hw = {height, width} whose top-left pixel is `origin` = {x, y} (pixel
+/// coordinates, as everywhere in crossview; it may lie partly outside the image, even at negative
+/// coordinates): image pixels outside read `image_fill`, label pixels outside read `ignore_index`.
 inline ImageLabel pad_crop(const torch::Tensor& image, const torch::Tensor& label, std::array<int64_t, 2> origin,
                            std::array<int64_t, 2> crop_hw, double image_fill = 0.0, int64_t ignore_index = 255) {
   detail::check_image_label(image, label, "pad_crop");
@@ -111,14 +112,14 @@ inline ImageLabel pad_crop(const torch::Tensor& image, const torch::Tensor& labe
   auto img = torch::full({3, crop_hw[0], crop_hw[1]}, image_fill, image.options());
   auto lab = torch::full({crop_hw[0], crop_hw[1]}, ignore_index, label.options());
   // Overlap of [origin, origin + crop) with [0, size), in image and crop coordinates.
-  const int64_t y0 = std::max<int64_t>(0, origin[0]), y1 = std::min(H, origin[0] + crop_hw[0]);
-  const int64_t x0 = std::max<int64_t>(0, origin[1]), x1 = std::min(W, origin[1] + crop_hw[1]);
+  const int64_t ox = origin[0], oy = origin[1];
+  const int64_t y0 = std::max<int64_t>(0, oy), y1 = std::min(H, oy + crop_hw[0]);
+  const int64_t x0 = std::max<int64_t>(0, ox), x1 = std::min(W, ox + crop_hw[1]);
   if (y1 > y0 && x1 > x0) {
     using torch::indexing::Slice;
-    img.index({Slice(), Slice(y0 - origin[0], y1 - origin[0]), Slice(x0 - origin[1], x1 - origin[1])})
+    img.index({Slice(), Slice(y0 - oy, y1 - oy), Slice(x0 - ox, x1 - ox)})
         .copy_(image.index({Slice(), Slice(y0, y1), Slice(x0, x1)}));
-    lab.index({Slice(y0 - origin[0], y1 - origin[0]), Slice(x0 - origin[1], x1 - origin[1])})
-        .copy_(label.index({Slice(y0, y1), Slice(x0, x1)}));
+    lab.index({Slice(y0 - oy, y1 - oy), Slice(x0 - ox, x1 - ox)}).copy_(label.index({Slice(y0, y1), Slice(x0, x1)}));
   }
   return ImageLabel{img, lab};
 }
@@ -166,7 +167,7 @@ struct SegmentationTransform {
                 ": scale range must satisfy 0 < scale_min <= scale_max, got [", scale_min_, ", ", scale_max_, "]");
     ImageLabel out{image_to_float(image), label.to(torch::kInt64)};
     if (train_) {
-      const double s = scale_min_ + (scale_max_ - scale_min_) * detail::uniform01(rng);
+      const double s = scale_min_ + (scale_max_ - scale_min_) * uniform01(rng);
       const auto h = std::max<int64_t>(1, int64_t(std::lround(double(image.size(1)) * s)));
       const auto w = std::max<int64_t>(1, int64_t(std::lround(double(image.size(2)) * s)));
       if (h != image.size(1) || w != image.size(2)) out = resize_image_label(out.image, out.label, {h, w});
@@ -180,13 +181,13 @@ struct SegmentationTransform {
         const int64_t span_y = h - crop_hw_[0], span_x = w - crop_hw_[1];
         const auto pick = [&](int64_t span) {
           const auto n = std::abs(span) + 1;
-          const auto k = std::min<int64_t>(n - 1, int64_t(detail::uniform01(rng) * double(n)));
+          const auto k = std::min<int64_t>(n - 1, int64_t(uniform01(rng) * double(n)));
           return span >= 0 ? k : -k;
         };
         const int64_t oy = pick(span_y), ox = pick(span_x);
-        out = pad_crop(out.image, out.label, {oy, ox}, crop_hw_, 0.0, ignore_index_);
+        out = pad_crop(out.image, out.label, {ox, oy}, crop_hw_, 0.0, ignore_index_);
       }
-      if (flip_ && detail::uniform01(rng) < 0.5) out = hflip_image_label(out.image, out.label);
+      if (flip_ && uniform01(rng) < 0.5) out = hflip_image_label(out.image, out.label);
     }
     return ImageLabel{out.image.contiguous(), out.label.contiguous()};
   }

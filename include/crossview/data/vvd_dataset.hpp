@@ -4,6 +4,7 @@
 /// {image, label} examples into ViewPair examples, and the collate that stacks pairs into batches.
 
 #include "crossview/data/vvd_pair.hpp"
+#include "crossview/random.hpp"
 #include "crossview/warp/homography_tensor.hpp"
 
 #include <torch/torch.h>
@@ -18,17 +19,9 @@
 namespace crossview {
 namespace detail {
 
-/// SplitMix64's finaliser: a bijective mix of 64 bits.
-inline uint64_t vvd_mix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 /// The seed of example `index` of a VVDDataset seeded with `seed`: depends on nothing else, so the
 /// pairs are the same whatever the number of workers or the order of requests.
-inline uint64_t vvd_example_seed(uint64_t seed, uint64_t index) { return vvd_mix64(vvd_mix64(seed) ^ index); }
+inline uint64_t vvd_example_seed(uint64_t seed, uint64_t index) { return splitmix64(splitmix64(seed) ^ index); }
 
 }  // namespace detail
 

@@ -9,6 +9,7 @@
 #include "crossview/geometry/intrinsics.hpp"
 #include "crossview/geometry/rotation.hpp"
 #include "crossview/geometry/view_sampling.hpp"
+#include "crossview/random.hpp"
 #include "crossview/warp/warp_image.hpp"
 #include "crossview/warp/warp_labels.hpp"
 
@@ -95,7 +96,7 @@ struct VVDCounters {
   std::atomic<int64_t> pairs{0}, tries{0}, fallbacks{0};
 };
 
-/// Integer uniform in [lo, hi] from detail::uniform01 (portable across standard libraries).
+/// Integer uniform in [lo, hi] from uniform01 (portable across standard libraries).
 template <typename URBG>
 int64_t vvd_uniform_int(URBG& rng, int64_t lo, int64_t hi) {
   const auto span = double(hi - lo + 1);

@@ -4,6 +4,7 @@
 
 #include "crossview/geometry/detail/checks.hpp"
 #include "crossview/geometry/rotation.hpp"
+#include "crossview/random.hpp"
 
 #include <cstdint>
 #include <string>
@@ -37,43 +38,6 @@ struct ViewRange {
   }
 };
 
-namespace detail {
-
-/// A double uniform in [0, 1) from the top 53 bits of a uniform random bit generator's output.
-/// Unlike std::uniform_real_distribution its value is the same on every standard library, so
-/// sampled views are reproducible from a seed across platforms.
-template <typename URBG>
-double uniform01(URBG& rng) {
-  using Result = typename URBG::result_type;
-  static_assert(std::is_unsigned_v<Result>, "crossview: the random engine must produce unsigned integers");
-  static_assert(URBG::min() == 0, "crossview: the random engine's min() must be 0");
-  constexpr auto kMax = URBG::max();
-  // Collect at least 53 random bits from engines of any range that is a power of two minus one.
-  static_assert((kMax & (kMax + 1)) == 0 || kMax == std::numeric_limits<Result>::max(),
-                "crossview: the random engine's range must be a power of two (mt19937, mt19937_64, ...)");
-  int bits_per_call = 0;
-  for (auto m = kMax; m != 0; m >>= 1) ++bits_per_call;
-  if (bits_per_call >= 53) {
-    return double(std::uint64_t(rng()) >> (bits_per_call - 53)) * 0x1.0p-53;
-  }
-  std::uint64_t bits = 0;
-  int have = 0;
-  while (have < 53) {
-    bits = (bits << bits_per_call) | std::uint64_t(rng());
-    have += bits_per_call;
-  }
-  bits >>= (have - 53);
-  bits &= (std::uint64_t(1) << 53) - 1;
-  return double(bits) * 0x1.0p-53;
-}
-
-/// Uniform in [-half, half].
-template <typename URBG>
-double uniform_symmetric(URBG& rng, double half) {
-  return half * (2.0 * uniform01(rng) - 1.0);
-}
-
-}  // namespace detail
 
 /// Samples yaw, pitch and roll independently and uniformly in the symmetric ranges (in that order
 /// of draws), returning radians. Reproducible from the engine's seed on every platform.
@@ -82,9 +46,9 @@ template <typename Scalar = double, typename URBG>
 EulerAngles<Scalar> sample_view(const ViewRange& range, URBG& rng) {
   range.validate("sample_view");
   EulerAngles<Scalar> angles;
-  angles.yaw = Scalar(deg2rad(detail::uniform_symmetric(rng, range.yaw_deg)));
-  angles.pitch = Scalar(deg2rad(detail::uniform_symmetric(rng, range.pitch_deg)));
-  angles.roll = Scalar(deg2rad(detail::uniform_symmetric(rng, range.roll_deg)));
+  angles.yaw = Scalar(deg2rad(uniform_symmetric(rng, range.yaw_deg)));
+  angles.pitch = Scalar(deg2rad(uniform_symmetric(rng, range.pitch_deg)));
+  angles.roll = Scalar(deg2rad(uniform_symmetric(rng, range.roll_deg)));
   return angles;
 }
 

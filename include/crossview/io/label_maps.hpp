@@ -3,6 +3,7 @@
 /// Maps from the label values stored in dataset files to crossview's train ids (Cityscapes' 19
 /// classes or CamVid's 11, 255 ignore), with the value checks that make bad files fail loudly.
 
+#include "crossview/data/classes.hpp"
 #include "crossview/io/image_io.hpp"
 
 #include <torch/torch.h>
@@ -38,11 +39,6 @@ inline LabelFormat label_format_from_name(const std::string& name) {
   throw std::invalid_argument("label_format_from_name: name must be trainIds, cityscapes_labelIds or camvid, got '" +
                               name + "'");
 }
-
-/// Number of Cityscapes evaluation classes (train ids 0..18).
-inline constexpr int64_t kCityscapesNumClasses = 19;
-/// Number of CamVid (SegNet) classes (0..10).
-inline constexpr int64_t kCamVidNumClasses = 11;
 
 /// Cityscapes labelId -> trainId for labelIds 0..33 (cityscapesScripts, helpers/labels.py); 255
 /// for the classes not evaluated.

@@ -4,7 +4,7 @@
 /// label file pairs read through OpenCV, checked (missing or unreadable files, size mismatches,
 /// unexpected label values -- each error names the file), mapped to train ids and transformed.
 
-#include "crossview/data/detail/synthetic_noise.hpp"
+#include "crossview/random.hpp"
 #include "crossview/data/transforms.hpp"
 #include "crossview/io/image_io.hpp"
 #include "crossview/io/label_maps.hpp"
@@ -57,7 +57,7 @@ class SegmentationFilesDataset : public torch::data::datasets::Dataset<Self> {
 
   torch::data::Example<> get(std::size_t index) override {
     const auto raw = read(index);
-    std::mt19937_64 rng(detail::mix64(detail::mix64(seed_ ^ detail::mix64(epoch_)) + std::uint64_t(index)));
+    std::mt19937_64 rng(splitmix64(splitmix64(seed_ ^ splitmix64(epoch_)) + std::uint64_t(index)));
     auto sample = transform_(raw.image, raw.label, rng);
     return {sample.image, sample.label};
   }

@@ -4,7 +4,7 @@
 /// consistency loss (Eq. 9) and the CVC metric consume.
 
 #include "crossview/detail/tensor_checks.hpp"
-#include "crossview/warp/detail/size_hw.hpp"
+#include "crossview/warp/size_hw.hpp"
 
 #include <torch/torch.h>
 

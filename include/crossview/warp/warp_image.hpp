@@ -4,7 +4,7 @@
 /// Eq. 2-4): the whole image is never warped and then cropped.
 
 #include "crossview/detail/tensor_checks.hpp"
-#include "crossview/warp/detail/size_hw.hpp"
+#include "crossview/warp/size_hw.hpp"
 #include "crossview/warp/detail/warp_common.hpp"
 #include "crossview/warp/detail/warp_kernel_cpu.hpp"
 #include "crossview/warp/homography_tensor.hpp"

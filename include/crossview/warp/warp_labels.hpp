@@ -4,7 +4,7 @@
 /// Sec. 3.1); pixels without a source label get the ignore index.
 
 #include "crossview/detail/tensor_checks.hpp"
-#include "crossview/warp/detail/size_hw.hpp"
+#include "crossview/warp/size_hw.hpp"
 #include "crossview/warp/detail/warp_common.hpp"
 #include "crossview/warp/detail/warp_kernel_cpu.hpp"
 #include "crossview/warp/homography_tensor.hpp"

@@ -4,23 +4,17 @@
 /// pure function of its arguments and the scene seed, identical on every platform (no std::
 /// distributions), so a scene renders the same wherever it is rendered.
 
+#include "crossview/random.hpp"
+
 #include <cmath>
 #include <cstdint>
 
 namespace crossview::detail {
 
-/// SplitMix64's finaliser: a bijective 64-bit mix.
-inline std::uint64_t mix64(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 /// A value in [0, 1) hashed from an integer lattice point and a seed.
 inline double hash01(std::int64_t i, std::int64_t j, std::uint64_t seed) {
   const std::uint64_t h =
-      mix64(seed + std::uint64_t(i) * 0x632be59bd9b4e019ULL + std::uint64_t(j) * 0xd6e8feb86659fd93ULL);
+      splitmix64(seed + std::uint64_t(i) * 0x632be59bd9b4e019ULL + std::uint64_t(j) * 0xd6e8feb86659fd93ULL);
   return double(h >> 11) * 0x1.0p-53;
 }
 

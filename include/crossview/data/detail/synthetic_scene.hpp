@@ -345,7 +345,7 @@ inline std::vector<StreetSegment> make_street_segments(std::mt19937_64& rng, dou
 /// The scene of a seed: street width, camera height and lateral position, facades, vehicles,
 /// persons, poles, signs, lights and trees. Deterministic on every platform.
 inline StreetScene make_street_scene(std::uint64_t seed) {
-  std::mt19937_64 rng(mix64(seed ^ 0x5eedc0ffee123457ULL));
+  std::mt19937_64 rng(splitmix64(seed ^ 0x5eedc0ffee123457ULL));
   StreetScene scene;
   scene.seed = seed;
   scene.camera_height = street_uniform(rng, 1.3, 1.7);

@@ -4,7 +4,7 @@
 /// kernels sample with, and the device-agnostic source-coordinate computation of the ATen path.
 
 #include "crossview/detail/tensor_checks.hpp"
-#include "crossview/warp/detail/size_hw.hpp"
+#include "crossview/warp/size_hw.hpp"
 #include "crossview/warp/homography_tensor.hpp"
 
 #include <Eigen/Core>

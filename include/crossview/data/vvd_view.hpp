@@ -81,6 +81,37 @@ inline DerivedView derive_vvd_view(const torch::Tensor& image, const torch::Tens
   return out;
 }
 
+/// The paper's VVD evaluation protocol (Sec. 4.2) applied to a sample whose derived view is a whole
+/// view of the scene in another direction (an exact rotated render, say): the derived image and
+/// labels cropped to the largest rectangle of derived pixels whose every pixel centre sees the
+/// original view (largest_inscribed_rect of H_derived_source over the derived image), and
+/// H_derived_source composed with the crop's translation. Every pixel of the result has its
+/// correspondence inside the original view; the pixels are the derived view's own (no
+/// interpolation). `crop`, when given, receives the rectangle in the whole derived view.
+/// \throws std::invalid_argument when no derived pixel sees the original view.
+inline VVDSample crop_to_source_view(const VVDSample& sample, Rect* crop = nullptr) {
+  constexpr const char* kFn = "crop_to_source_view";
+  detail::check_rank(sample.image, {3}, kFn, "sample.image", "[3, H, W]");
+  detail::check_rank(sample.derived_image, {3}, kFn, "sample.derived_image", "[3, h, w]");
+  detail::check_rank(sample.derived_label, {2}, kFn, "sample.derived_label", "[h, w]");
+  TORCH_CHECK(sample.derived_image.size(1) == sample.derived_label.size(0) &&
+                  sample.derived_image.size(2) == sample.derived_label.size(1),
+              kFn, ": derived_image and derived_label must have the same height and width, got ",
+              detail::shape_string(sample.derived_image), " and ", detail::shape_string(sample.derived_label));
+  const int64_t h = sample.derived_image.size(1), w = sample.derived_image.size(2);
+  const Rect rect = largest_inscribed_rect(sample.H_derived_source, sample.image.size(2), sample.image.size(1),
+                                           Rect{0, 0, w, h});
+  if (rect.empty()) detail::throw_invalid(kFn, "sample.H_derived_source", "leaves no derived pixel seeing the original view");
+  using torch::indexing::Slice;
+  VVDSample out = sample;
+  out.derived_image = sample.derived_image.index({Slice(), Slice(rect.y, rect.y + rect.height), Slice(rect.x, rect.x + rect.width)});
+  out.derived_label = sample.derived_label.index({Slice(rect.y, rect.y + rect.height), Slice(rect.x, rect.x + rect.width)});
+  out.H_derived_source =
+      translation_homography<double>(Eigen::Vector2d(-double(rect.x), -double(rect.y))) * sample.H_derived_source;
+  if (crop != nullptr) *crop = rect;
+  return out;
+}
+
 /// derive_vvd_view with yaw, pitch and roll drawn uniformly from `range` (the paper's ranges by
 /// default) with `rng`.
 template <typename URBG>

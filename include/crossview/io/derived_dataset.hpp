@@ -5,7 +5,7 @@
 /// (original image, original label, derived image, derived label, H) for evaluating segmentation
 /// and cross-view consistency. OpenCV (PNG) and nlohmann-json backed.
 
-#include "crossview/data/derived_vvd.hpp"
+#include "crossview/data/vvd_view.hpp"
 #include "crossview/data/transforms.hpp"
 #include "crossview/geometry/inscribed_rect.hpp"
 #include "crossview/geometry/rotation.hpp"

@@ -5,10 +5,10 @@
 /// inscribed rectangle, written in the derived layout of DESIGN.md. Resumable (complete pairs are
 /// skipped), deterministic for a seed, and careful not to write into folders of other content.
 
-#include "crossview/data/derived_vvd.hpp"
-#include "crossview/data/detail/synthetic_noise.hpp"
+#include "crossview/data/vvd_view.hpp"
+#include "crossview/random.hpp"
 #include "crossview/data/synthetic_dataset.hpp"
-#include "crossview/io/derived_vvd.hpp"
+#include "crossview/io/derived_dataset.hpp"
 #include "crossview/io/segmentation_files.hpp"
 
 #include <nlohmann/json.hpp>
@@ -28,7 +28,7 @@ namespace crossview {
 
 /// Settings of a derivation.
 struct DeriveVVDOptions {
-  /// Seed of the random views: pair i draws its angles from mt19937_64(mix64(seed) + i).
+  /// Seed of the random views: pair i draws its angles from mt19937_64(splitmix64(seed) + i).
   TORCH_ARG(std::uint64_t, seed) = 0;
   /// Focal length in pixels; 0 means the paper's 2262 px scaled to each image's width
   /// (2262 * width / 2048, exact for Cityscapes). Recorded in every pair file.
@@ -100,7 +100,7 @@ inline void prepare_derived_output(const std::filesystem::path& out, const Deriv
 }
 
 inline std::mt19937_64 derive_rng(std::uint64_t seed, std::size_t index) {
-  return std::mt19937_64(mix64(seed) + std::uint64_t(index));
+  return std::mt19937_64(splitmix64(seed) + std::uint64_t(index));
 }
 
 }  // namespace detail

@@ -3,7 +3,7 @@
 // the JSON record against the recorded angles, resumability, refusal of foreign folders, the
 // reader, the synthetic variant, and the program's --help.
 #include <crossview/io.hpp>
-#include <crossview/io/derive_vvd.hpp>
+#include <crossview/io/derivation_job.hpp>
 
 #include <doctest/doctest.h>
 #include <opencv2/imgcodecs.hpp>
