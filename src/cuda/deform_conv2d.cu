@@ -3,6 +3,7 @@
 // through (nn/detail/deform_conv2d_cuda_hook.hpp), filled at static initialisation.
 #include <crossview/cuda/deform_conv2d.cuh>
 #include <crossview/nn/detail/deform_conv2d_cuda_hook.hpp>
+#include <crossview/nn/detail/deform_conv2d_params.hpp>
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -19,20 +20,6 @@ constexpr int kThreads = 256;
 
 int blocks_for(int64_t total) {
   return static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t{1} << 16));
-}
-
-DeformConv2dShape shape_of(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& offset) {
-  DeformConv2dShape s{};
-  s.batch = input.size(0);
-  s.in_channels = input.size(1);
-  s.height = input.size(2);
-  s.width = input.size(3);
-  s.out_channels = weight.size(0);
-  s.kernel_h = weight.size(2);
-  s.kernel_w = weight.size(3);
-  s.out_h = offset.size(2);
-  s.out_w = offset.size(3);
-  return s;
 }
 
 void im2col(const DeformConv2dShape& s, const DeformConv2dParams& prm, const at::Tensor& input,
@@ -52,7 +39,7 @@ void im2col(const DeformConv2dShape& s, const DeformConv2dParams& prm, const at:
 void forward_cuda(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& offset, const at::Tensor& mask,
                   const DeformConv2dParams& prm, at::Tensor& output) {
   const c10::cuda::CUDAGuard guard(input.device());
-  const auto s = shape_of(input, weight, offset);
+  const auto s = crossview::detail::deform_conv2d_shape(input, weight, prm);
   const int64_t K = s.kernel_h * s.kernel_w, L = s.out_h * s.out_w;
   const int64_t G = prm.groups, cg = s.in_channels / G, cout_g = s.out_channels / G;
   auto col = at::empty({G, cg * K, L}, input.options());  // one image at a time: batch-independent memory
@@ -68,7 +55,7 @@ void backward_cuda(const at::Tensor& grad_out, const at::Tensor& input, const at
                    const at::Tensor& offset, const at::Tensor& mask, const DeformConv2dParams& prm,
                    at::Tensor& grad_input, at::Tensor& grad_offset, at::Tensor& grad_mask, at::Tensor& grad_weight) {
   const c10::cuda::CUDAGuard guard(input.device());
-  const auto s = shape_of(input, weight, offset);
+  const auto s = crossview::detail::deform_conv2d_shape(input, weight, prm);
   const int64_t K = s.kernel_h * s.kernel_w, L = s.out_h * s.out_w;
   const int64_t G = prm.groups, cg = s.in_channels / G, cout_g = s.out_channels / G;
   auto col = at::empty({G, cg * K, L}, input.options());

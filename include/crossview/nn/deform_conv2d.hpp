@@ -57,8 +57,8 @@ inline void check_deform_conv2d_arguments(const torch::Tensor& input, const torc
   TORCH_CHECK(weight.size(1) * p.groups == cin, kFn, ": weight must have Cin/groups = ", cin / p.groups,
               " input channels, got ", weight.size(1));
   TORCH_CHECK(kh > 0 && kw > 0, kFn, ": weight must have a non-empty kernel, got ", kh, "x", kw);
-  const int64_t out_h = (h + 2 * p.pad_h - (p.dilation_h * (kh - 1) + 1)) / p.stride_h + 1;
-  const int64_t out_w = (w + 2 * p.pad_w - (p.dilation_w * (kw - 1) + 1)) / p.stride_w + 1;
+  const int64_t out_h = conv_output_size(h, kh, p.stride_h, p.pad_h, p.dilation_h);
+  const int64_t out_w = conv_output_size(w, kw, p.stride_w, p.pad_w, p.dilation_w);
   TORCH_CHECK(h + 2 * p.pad_h >= p.dilation_h * (kh - 1) + 1 && w + 2 * p.pad_w >= p.dilation_w * (kw - 1) + 1 &&
                   out_h > 0 && out_w > 0,
               kFn, ": the output would be empty: input ", h, "x", w, " with padding (", p.pad_h, ", ", p.pad_w,

@@ -41,22 +41,6 @@ inline int64_t deform_conv2d_tile_pixels(int64_t column_width) {
   return t / 16 * 16;
 }
 
-/// Sizes of a call from its (already checked) tensors.
-inline DeformConv2dShape deform_conv2d_shape(const torch::Tensor& input, const torch::Tensor& weight,
-                                             const DeformConv2dParams& p) {
-  DeformConv2dShape s{};
-  s.batch = input.size(0);
-  s.in_channels = input.size(1);
-  s.height = input.size(2);
-  s.width = input.size(3);
-  s.out_channels = weight.size(0);
-  s.kernel_h = weight.size(2);
-  s.kernel_w = weight.size(3);
-  s.out_h = (s.height + 2 * p.pad_h - (p.dilation_h * (s.kernel_h - 1) + 1)) / p.stride_h + 1;
-  s.out_w = (s.width + 2 * p.pad_w - (p.dilation_w * (s.kernel_w - 1) + 1)) / p.stride_w + 1;
-  return s;
-}
-
 /// Non-owning row-major [rows, cols] matrix view with leading dimension `ld`, as a tensor for
 /// ATen's GEMM (which honours the leading dimension without copying).
 template <typename scalar_t>
