@@ -3,6 +3,8 @@
 //   torch.ops.load_library(path); torch.ops.crossview.deform_conv2d(...)
 // a drop-in for torch.ops.torchvision.deform_conv2d (same schema, same argument order).
 #include <crossview/nn/deform_conv2d.hpp>
+#include <crossview/nn/detail/deform_conv2d_dispatch.hpp>
+#include <crossview/nn/detail/deform_conv2d_params.hpp>
 
 #include <torch/library.h>
 #include <torch/torch.h>
@@ -26,19 +28,16 @@ at::Tensor deform_conv2d_autograd(const at::Tensor& input, const at::Tensor& wei
                                   dilation_w, groups, offset_groups, use_mask);
 }
 
-/// Backend keys (below autograd): the forward kernel only.
+/// Backend keys (below autograd): the same dispatch as crossview::deform_conv2d, without
+/// recording the kernels for autograd.
 at::Tensor deform_conv2d_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& offset,
                                  const at::Tensor& mask, const at::Tensor& bias, int64_t stride_h, int64_t stride_w,
                                  int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t groups,
                                  int64_t offset_groups, bool use_mask) {
   const auto p = make_params(stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups, use_mask);
   crossview::detail::check_deform_conv2d_arguments(input, weight, offset, mask, bias, p);
-  const auto m = use_mask ? mask.contiguous() : at::Tensor();
-  if (input.is_cuda() && !crossview::detail::deform_conv2d_has_cuda_kernels()) {
-    return crossview::detail::deform_conv2d_aten(input, weight, offset, m, bias, p);
-  }
-  return crossview::detail::deform_conv2d_forward_kernel(input.contiguous(), weight.contiguous(), offset.contiguous(),
-                                                         m, bias.defined() ? bias.contiguous() : at::Tensor(), p);
+  return crossview::detail::deform_conv2d_dispatch(input, weight, offset, mask, bias, p,
+                                                   crossview::detail::DeformConv2dAutograd::kNone);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 """torch.ops.crossview.deform_conv2d (libcrossview_torch_ops.so, path in $CROSSVIEW_TORCH_OPS)
 against torchvision.ops.deform_conv2d: outputs and all gradients in float64 over random
 configurations (strides, paddings, dilations 1-4, groups, offset groups, mask, bias, offsets that
-leave the image, non-square kernels, batch 1, odd sizes)."""
+leave the image, non-square kernels, batch 1, odd sizes), and the backend kernel alone (inference
+mode)."""
 import os
 import random
 
@@ -105,3 +106,17 @@ def test_error_names_the_argument():
     with pytest.raises(RuntimeError, match=r"deform_conv2d: offset must have 2\*offset_groups\*kh\*kw = 18 channels, got 16"):
         torch.ops.crossview.deform_conv2d(x, w, torch.randn(1, 16, 6, 6), torch.zeros(0), torch.zeros(6), 1, 1, 0, 0,
                                           1, 1, 1, 1, False)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_inference_mode_matches_torchvision(seed):
+    # Inference mode skips the op's Autograd key: this runs the CPU backend kernel of the library.
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    c = random_config(rng)
+    args = make_inputs(c, gen)
+    with torch.inference_mode():
+        y = ours(*args, c)
+        ref = theirs(*args, c)
+    assert not y.requires_grad
+    torch.testing.assert_close(y, ref, rtol=1e-9, atol=1e-9)

@@ -4,9 +4,7 @@
 /// of the paper, y(p) = sum_k w_k * m_k(p) * x(p * stride - pad + k * dilation + offset_k(p)).
 
 #include "crossview/detail/tensor_checks.hpp"
-#include "crossview/nn/detail/deform_conv2d_aten.hpp"
-#include "crossview/nn/detail/deform_conv2d_autograd.hpp"
-#include "crossview/nn/detail/deform_conv2d_cuda_hook.hpp"
+#include "crossview/nn/detail/deform_conv2d_dispatch.hpp"
 #include "crossview/nn/detail/deform_conv2d_params.hpp"
 
 #include <torch/torch.h>
@@ -114,14 +112,7 @@ inline torch::Tensor deform_conv2d(const torch::Tensor& input, const torch::Tens
   const detail::DeformConv2dParams p{stride_h,   stride_w, pad_h,         pad_w,   dilation_h,
                                      dilation_w, groups,   offset_groups, use_mask};
   detail::check_deform_conv2d_arguments(input, weight, offset, mask, bias, p);
-  if (input.is_cpu() || (input.is_cuda() && detail::deform_conv2d_has_cuda_kernels())) {
-    // Autograd functions take defined tensors only: an empty tensor stands for "no mask/bias".
-    const auto none = torch::empty({0}, input.options());
-    return detail::DeformConv2dFunction::apply(input.contiguous(), weight.contiguous(), offset.contiguous(),
-                                               use_mask ? mask.contiguous() : none,
-                                               bias.defined() ? bias.contiguous() : none, p);
-  }
-  return detail::deform_conv2d_aten(input, weight, offset, use_mask ? mask : torch::Tensor(), bias, p);
+  return detail::deform_conv2d_dispatch(input, weight, offset, mask, bias, p, detail::DeformConv2dAutograd::kRecord);
 }
 
 }  // namespace crossview
