@@ -1,7 +1,10 @@
 // crossview::deform_conv2d: the CPU kernel against independent references (torch::conv2d for
 // zero / integer offsets, the ATen gather path, central differences in double), error messages,
-// determinism. torchvision agreement is in tests/python/test_deform_conv2d.py.
+// determinism, the options overload, the shared output-shape arithmetic and dispatch.
+// torchvision agreement is in tests/python/test_deform_conv2d.py.
 #include <crossview/nn/deform_conv2d.hpp>
+#include <crossview/nn/detail/deform_conv2d_dispatch.hpp>
+#include <crossview/nn/detail/deform_conv2d_params.hpp>
 
 #include <doctest/doctest.h>
 #include <torch/torch.h>
@@ -40,6 +43,18 @@ Inputs make_inputs(const Config& c, torch::Dtype dtype) {
 torch::Tensor run(const Config& c, const Inputs& in) {
   return crossview::deform_conv2d(in.input, in.weight, in.offset, in.mask, in.bias, c.sh, c.sw, c.ph, c.pw, c.dh, c.dw,
                                   c.groups, c.offset_groups, c.use_mask);
+}
+
+torch::Tensor run_options(const Config& c, const Inputs& in) {
+  return crossview::deform_conv2d(in.input, in.weight, in.offset,
+                                  crossview::DeformConv2dFuncOptions()
+                                      .mask(c.use_mask ? in.mask : torch::Tensor())
+                                      .bias(in.bias)
+                                      .stride({c.sh, c.sw})
+                                      .padding({c.ph, c.pw})
+                                      .dilation({c.dh, c.dw})
+                                      .groups(c.groups)
+                                      .offset_groups(c.offset_groups));
 }
 
 torch::Tensor run_aten(const Config& c, const Inputs& in) {
@@ -125,6 +140,127 @@ TEST_CASE_TEMPLATE("deform_conv2d: CPU kernel equals the ATen path (values and g
       CAPTURE(i);
       CHECK(torch::allclose(ga[i], gb[i], tol * 10, tol * 10));
     }
+  }
+}
+
+TEST_CASE_TEMPLATE("deform_conv2d: the options overload equals the torchvision-order call (values and gradients)",
+                   T, float, double) {
+  const auto dtype = std::is_same_v<T, float> ? torch::kFloat32 : torch::kFloat64;
+  for (const auto& c : kConfigs) {
+    CAPTURE(c.cin);
+    CAPTURE(c.groups);
+    CAPTURE(c.offset_groups);
+    const auto base = make_inputs(c, dtype);
+    const auto a = with_grad(base);
+    const auto b = with_grad(base);
+    const auto ya = run(c, a);
+    const auto yb = run_options(c, b);
+    // The same kernels on the same inputs: bitwise equal, not merely close.
+    REQUIRE(ya.sizes() == yb.sizes());
+    CHECK(torch::equal(ya, yb));
+    const auto r = torch::randn_like(ya);
+    const auto ga = torch::autograd::grad({(ya * r).sum()}, leaves(a));
+    const auto gb = torch::autograd::grad({(yb * r).sum()}, leaves(b));
+    REQUIRE(ga.size() == gb.size());
+    for (size_t i = 0; i < ga.size(); ++i) {
+      CAPTURE(i);
+      CHECK(torch::equal(ga[i], gb[i]));
+    }
+  }
+}
+
+TEST_CASE("deform_conv2d: options take one size for both axes, and no mask means DCNv1") {
+  const auto x = torch::randn({2, 4, 9, 8}, torch::kFloat64);
+  const auto w = torch::randn({6, 2, 3, 3}, torch::kFloat64);
+  const auto off = torch::randn({2, 36, 5, 4}, torch::kFloat64);
+  const auto b = torch::randn({6}, torch::kFloat64);
+  const auto options = crossview::DeformConv2dFuncOptions().stride(2).padding(1).groups(2).offset_groups(2).bias(b);
+  const auto ours = crossview::deform_conv2d(x, w, off, options);
+  const auto ref = crossview::deform_conv2d(x, w, off, {}, b, 2, 2, 1, 1, 1, 1, 2, 2, false);
+  CHECK(torch::equal(ours, ref));
+  // Defaults are torchvision's: stride 1, padding 0, dilation 1, one group, no mask, no bias.
+  const auto x1 = torch::randn({1, 3, 6, 7});
+  const auto w1 = torch::randn({2, 3, 3, 3});
+  const auto off1 = torch::randn({1, 18, 4, 5});
+  CHECK(torch::equal(crossview::deform_conv2d(x1, w1, off1, crossview::DeformConv2dFuncOptions()),
+                     crossview::deform_conv2d(x1, w1, off1)));
+  // The options overload reaches the same checks.
+  CHECK_THROWS_WITH(crossview::deform_conv2d(x1, w1, off1, crossview::DeformConv2dFuncOptions().stride({0, 1})),
+                    doctest::Contains("deform_conv2d: stride must be positive, got (0, 1)"));
+}
+
+TEST_CASE("deform_conv2d: the shared output-shape function is torch::conv2d's arithmetic") {
+  // Every (size, kernel, stride, padding, dilation) of the grid where the dilated kernel fits,
+  // along each axis in turn (the other axis fixed), against the output size of torch::conv2d.
+  using crossview::detail::conv_output_size;
+  static_assert(conv_output_size(7, 3, 1, 1, 1) == 7, "conv_output_size must be usable in constant expressions");
+  int64_t compared = 0;
+  for (const bool along_h : {true, false}) {
+    for (const int64_t size : {1, 2, 3, 4, 7, 10, 13}) {
+      for (const int64_t kernel : {1, 2, 3, 5}) {
+        for (const int64_t stride : {1, 2, 3, 4}) {
+          for (const int64_t pad : {0, 1, 2}) {
+            for (const int64_t dilation : {1, 2, 3}) {
+              if (size + 2 * pad < dilation * (kernel - 1) + 1) continue;  // torch::conv2d refuses it
+              CAPTURE(along_h);
+              CAPTURE(size);
+              CAPTURE(kernel);
+              CAPTURE(stride);
+              CAPTURE(pad);
+              CAPTURE(dilation);
+              // The fixed axis: size 6, kernel 2, stride 2, padding 1, dilation 1 -> 4.
+              const int64_t h = along_h ? size : 6, w = along_h ? 6 : size;
+              const int64_t kh = along_h ? kernel : 2, kw = along_h ? 2 : kernel;
+              const crossview::detail::DeformConv2dParams p{along_h ? stride : 2,   along_h ? 2 : stride,
+                                                            along_h ? pad : 1,      along_h ? 1 : pad,
+                                                            along_h ? dilation : 1, along_h ? 1 : dilation,
+                                                            1,                      1,
+                                                            false};
+              const auto input = torch::zeros({3, 4, h, w});
+              const auto weight = torch::zeros({5, 4, kh, kw});
+              const auto ref = torch::conv2d(input, weight, {}, {p.stride_h, p.stride_w}, {p.pad_h, p.pad_w},
+                                             {p.dilation_h, p.dilation_w});
+              const auto axis = along_h ? 2 : 3;
+              CHECK(conv_output_size(size, kernel, stride, pad, dilation) == ref.size(axis));
+              const auto s = crossview::detail::deform_conv2d_shape(input, weight, p);
+              CHECK(s.batch == 3);
+              CHECK(s.in_channels == 4);
+              CHECK(s.height == h);
+              CHECK(s.width == w);
+              CHECK(s.out_channels == 5);
+              CHECK(s.kernel_h == kh);
+              CHECK(s.kernel_w == kw);
+              CHECK(torch::IntArrayRef({s.batch, s.out_channels, s.out_h, s.out_w}) == ref.sizes());
+              ++compared;
+            }
+          }
+        }
+      }
+    }
+  }
+  CHECK(compared > 500);
+}
+
+TEST_CASE("deform_conv2d: the dispatch without autograd equals the recorded call and records nothing") {
+  // Run below the dispatcher's Autograd key, as the torch op's CPU/CUDA kernels are: grad mode is
+  // still on there, so an autograd function would record itself; kNone must not.
+  using crossview::detail::deform_conv2d_dispatch;
+  using crossview::detail::DeformConv2dAutograd;
+  for (const auto& c : kConfigs) {
+    CAPTURE(c.cin);
+    const auto in = with_grad(make_inputs(c, torch::kFloat64));
+    const crossview::detail::DeformConv2dParams p{c.sh, c.sw, c.ph, c.pw, c.dh,
+                                                  c.dw, c.groups, c.offset_groups, c.use_mask};
+    torch::Tensor recorded, bare;
+    {
+      const at::AutoDispatchBelowADInplaceOrView below_autograd;
+      recorded = deform_conv2d_dispatch(in.input, in.weight, in.offset, in.mask, in.bias, p,
+                                        DeformConv2dAutograd::kRecord);
+      bare = deform_conv2d_dispatch(in.input, in.weight, in.offset, in.mask, in.bias, p, DeformConv2dAutograd::kNone);
+    }
+    CHECK(recorded.requires_grad());
+    CHECK_FALSE(bare.requires_grad());
+    CHECK(torch::equal(recorded, bare));
   }
 }
 

@@ -115,4 +115,50 @@ inline torch::Tensor deform_conv2d(const torch::Tensor& input, const torch::Tens
   return detail::deform_conv2d_dispatch(input, weight, offset, mask, bias, p, detail::DeformConv2dAutograd::kRecord);
 }
 
+/// Options of the functional form of deform_conv2d, after libtorch's Conv2dFuncOptions
+/// (`F::conv2d(x, w, F::Conv2dFuncOptions().stride(2))`): everything but input, weight and
+/// offset, with torchvision.ops.deform_conv2d's defaults. Sizes are ExpandingArray<2>: `.stride(2)`
+/// or `.stride({2, 1})` (h, w).
+///
+///   crossview::deform_conv2d(x, w, offset, crossview::DeformConv2dFuncOptions().padding(1).mask(m).bias(b))
+struct DeformConv2dFuncOptions {
+  /// [N, offset_groups*kh*kw, Hout, Wout], the modulation of DCNv2; undefined (the default) for
+  /// DCNv1. Defined means use_mask.
+  TORCH_ARG(torch::Tensor, mask);
+  /// [Cout], added to every output pixel; undefined (the default) for none.
+  TORCH_ARG(torch::Tensor, bias);
+  /// Step between output pixels, in input pixels (stride_h, stride_w).
+  TORCH_ARG(torch::ExpandingArray<2>, stride) = 1;
+  /// Implicit zero padding on both sides (pad_h, pad_w).
+  TORCH_ARG(torch::ExpandingArray<2>, padding) = 0;
+  /// Spacing between kernel taps (dilation_h, dilation_w).
+  TORCH_ARG(torch::ExpandingArray<2>, dilation) = 1;
+  /// Convolution groups: Cin and Cout are split into `groups` blocks.
+  TORCH_ARG(int64_t, groups) = 1;
+  /// Cin is split into `offset_groups` blocks, each with its own offset field (and mask).
+  TORCH_ARG(int64_t, offset_groups) = 1;
+};
+
+/// Deformable 2-D convolution with its hyper-parameters, mask and bias in `options`; the same
+/// call as the torchvision-order deform_conv2d above (same shapes, dtypes, devices, checks and
+/// gradients), with use_mask = options.mask().defined().
+///
+/// - `input`  [N, Cin, H, W]
+/// - `weight` [Cout, Cin/groups, kh, kw]
+/// - `offset` [N, 2*offset_groups*kh*kw, Hout, Wout] (dy, dx per tap, as above)
+///
+/// Returns [N, Cout, Hout, Wout]. dtypes: float32/float64 (and float16/bfloat16 on CUDA), all
+/// tensors alike, on one device. No default for `options`: `deform_conv2d(x, w, offset)` is the
+/// torchvision-order call with all its defaults, which is the same (and a fourth argument `{}`
+/// is ambiguous: write `torch::Tensor()` or `DeformConv2dFuncOptions()`).
+/// \throws c10::Error naming the argument for any wrong shape, dtype, device or parameter.
+inline torch::Tensor deform_conv2d(const torch::Tensor& input, const torch::Tensor& weight,
+                                   const torch::Tensor& offset, const DeformConv2dFuncOptions& options) {
+  const auto& s = *options.stride();
+  const auto& p = *options.padding();
+  const auto& d = *options.dilation();
+  return deform_conv2d(input, weight, offset, options.mask(), options.bias(), s[0], s[1], p[0], p[1], d[0], d[1],
+                       options.groups(), options.offset_groups(), options.mask().defined());
+}
+
 }  // namespace crossview
