@@ -1,10 +1,12 @@
 #pragma once
 /// \file
 /// Umbrella header of crossview's layers: the deformable convolution op and the GGDC layer
-/// (paper Sec. 3.2) with its gradient operators and offset heads.
+/// (paper Sec. 3.2) with its policy contracts, gradient operators and offset heads.
 
 #include "crossview/nn/deform_conv2d.hpp"
 #include "crossview/nn/ggdc.hpp"
 #include "crossview/nn/ggdc_options.hpp"
+#include "crossview/nn/ggdc_policies.hpp"
 #include "crossview/nn/gradient_ops.hpp"
 #include "crossview/nn/offset_head.hpp"
+#include "crossview/nn/offset_statistics.hpp"

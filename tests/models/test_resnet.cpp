@@ -1,13 +1,18 @@
 // Dilated ResNet: shapes for every depth and output stride, dilation layout, deep stem, width
-// multiplier, GGDC placement, forward/backward of a tiny variant, error texts.
+// multiplier, GGDC placement, forward/backward of a tiny variant, error texts; GGDC factories with
+// a user's own gradient operator and offset head (a network with them trains).
 #include <crossview/models/resnet.hpp>
 
 #include <doctest/doctest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <array>
+#include <functional>
+#include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -356,4 +361,199 @@ TEST_CASE("ResNet: GGDC offset heads learn — they get gradients and move the n
   ggdc->eval();
   torch::NoGradGuard no_grad;
   CHECK_FALSE(torch::allclose(plain->forward(x)[3], ggdc->forward(x)[3], 1e-4, 1e-5));
+}
+
+namespace {
+
+/// A user's gradient operator with weights: a learned depthwise 3x3 filter pair per channel,
+/// starting as central differences, zero padding. [N, C, H, W] -> [N, 2C, H, W].
+class DepthwiseGradientImpl : public torch::nn::Cloneable<DepthwiseGradientImpl> {
+ public:
+  explicit DepthwiseGradientImpl(const crossview::GGDCOptions& o) : options(o) { reset(); }
+  void reset() override {
+    const int64_t c = options.in_channels();
+    filter = register_module(
+        "filter", torch::nn::Conv2d(torch::nn::Conv2dOptions(c, 2 * c, 3).padding(1).groups(c).bias(false)));
+    torch::NoGradGuard no_grad;
+    const auto d = torch::tensor({0.0, 0.0, 0.0, -0.5, 0.0, 0.5, 0.0, 0.0, 0.0}).view({3, 3});
+    filter->weight.copy_(torch::stack({d, d.t()}).unsqueeze(1).repeat({c, 1, 1, 1}));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return filter(x); }
+  crossview::GGDCOptions options;
+  torch::nn::Conv2d filter{nullptr};
+};
+TORCH_MODULE(DepthwiseGradient);
+
+/// A user's two-layer DCNv2 offset head: conv (the GGDC's geometry) to head_channels + ReLU, then a
+/// zero-initialised 1x1 conv to offsets and mask logits.
+class TwoLayerHeadImpl : public torch::nn::Cloneable<TwoLayerHeadImpl> {
+ public:
+  explicit TwoLayerHeadImpl(const crossview::GGDCOptions& o) : options(o) { reset(); }
+  void reset() override {
+    const auto k = *options.kernel_size();
+    const int64_t taps = options.offset_groups() * k[0] * k[1];
+    const int64_t width = std::max<int64_t>(options.head_channels(), 1);
+    hidden = register_module("hidden", torch::nn::Conv2d(torch::nn::Conv2dOptions(
+                                                             crossview::offset_head_in_channels(options), width,
+                                                             options.kernel_size())
+                                                             .stride(options.stride())
+                                                             .padding(options.padding())
+                                                             .dilation(options.dilation())));
+    output = register_module(
+        "output", torch::nn::Conv2d(torch::nn::Conv2dOptions(width, (options.modulated() ? 3 : 2) * taps, 1)));
+    torch::NoGradGuard no_grad;
+    output->weight.zero_();
+    output->bias.zero_();
+  }
+  torch::Tensor forward(const torch::Tensor& gradients) { return output(torch::relu(hidden(gradients))); }
+  crossview::GGDCOptions options;
+  torch::nn::Conv2d hidden{nullptr};
+  torch::nn::Conv2d output{nullptr};
+};
+TORCH_MODULE(TwoLayerHead);
+
+using UserGGDCImpl = crossview::GGDCImpl<DepthwiseGradient, TwoLayerHead>;
+
+/// Number of modules of type `Impl` in `net`.
+template <typename Impl>
+int64_t count_modules(ResNet& net) {
+  int64_t n = 0;
+  for (const auto& m : net->modules(/*include_self=*/false)) n += m->as<Impl>() != nullptr;
+  return n;
+}
+
+crossview::GGDCFactory user_factory() {
+  return crossview::ggdc_factory<DepthwiseGradient, TwoLayerHead>(
+      [](crossview::GGDCOptions& o) { o.modulated(true).head_channels(8); });
+}
+
+}  // namespace
+
+template crossview::GGDCFactory crossview::ggdc_factory<DepthwiseGradient, TwoLayerHead>(
+    std::function<void(crossview::GGDCOptions&)>);
+template crossview::GGDCFactory crossview::ggdc_factory<crossview::Scharr, crossview::ConvOffsetHead>(
+    std::function<void(crossview::GGDCOptions&)>);
+
+TEST_CASE("ResNet: a ResNet-18 whose GGDC uses a user's gradient operator and offset head trains") {
+  torch::manual_seed(5);
+  ResNet net(ResNetOptions(18).width_multiplier(0.125).ggdc_factory(user_factory()));
+  // Every block's conv2 is the user's GGDC, under torchvision's names.
+  CHECK(count_modules<UserGGDCImpl>(net) == 8);
+  const auto params = net->named_parameters();
+  CHECK(params["layer3.1.conv2.weight"].sizes() == torch::IntArrayRef({32, 32, 3, 3}));
+  CHECK(params["layer3.1.conv2.gradient.filter.weight"].sizes() == torch::IntArrayRef({64, 1, 3, 3}));
+  CHECK(params["layer3.1.conv2.offset_head.hidden.weight"].sizes() == torch::IntArrayRef({8, 64, 3, 3}));
+  CHECK(params["layer3.1.conv2.offset_head.output.weight"].sizes() == torch::IntArrayRef({27, 8, 1, 1}));
+
+  // A 1x1 classifier on layer4 and a fixed batch: SGD lowers the loss.
+  auto classifier = torch::nn::Conv2d(torch::nn::Conv2dOptions(net->stage_channels()[3], 3, 1));
+  std::vector<torch::Tensor> parameters = net->parameters();
+  for (const auto& p : classifier->parameters()) parameters.push_back(p);
+  torch::optim::SGD sgd(parameters, torch::optim::SGDOptions(0.05).momentum(0.9));
+  const auto x = torch::randn({2, 3, 32, 32});
+  const auto target = torch::randint(0, 3, {2, 4, 4}, torch::kInt64);
+  net->train();
+  auto loss_of = [&] { return torch::nn::functional::cross_entropy(classifier(net->forward(x)[3]), target); };
+  const double first = loss_of().item<double>();
+  for (int step = 0; step < 6; ++step) {
+    sgd.zero_grad();
+    loss_of().backward();
+    sgd.step();
+  }
+  // The user policies' parameters all receive gradients (the learned filter from the second step
+  // on, once the head's zero output layer has moved).
+  for (const auto& p : net->named_parameters()) {
+    if (p.key().find(".conv2.gradient.") == std::string::npos &&
+        p.key().find(".conv2.offset_head.") == std::string::npos) {
+      continue;
+    }
+    CAPTURE(p.key());
+    REQUIRE(p.value().grad().defined());
+    CHECK(torch::isfinite(p.value().grad()).all().item<bool>());
+    CHECK(p.value().grad().abs().sum().item<double>() > 0.0);
+  }
+  const double last = loss_of().item<double>();
+  CHECK(last < first);
+  // The layers report how far their offsets moved, whatever their policies.
+  int64_t reporting = 0;
+  for (const auto& m : net->modules(/*include_self=*/false)) {
+    if (auto layer = std::dynamic_pointer_cast<crossview::OffsetStatistics>(m)) {
+      REQUIRE(layer->mean_abs_offset().defined());
+      CHECK(layer->mean_abs_offset().item<double>() > 0.0);
+      ++reporting;
+    }
+  }
+  CHECK(reporting == 8);
+}
+
+TEST_CASE("ResNet: the GGDC factory reaches every GGDC block; the default is GGDC<Sobel, ConvOffsetHead>") {
+  ResNet sobel(ResNetOptions(50).width_multiplier(0.125).ggdc_placement(GGDCPlacement::kLastBlockOfStage));
+  ResNet scharr(ResNetOptions(50)
+                    .width_multiplier(0.125)
+                    .ggdc_placement(GGDCPlacement::kLastBlockOfStage)
+                    .ggdc_factory(crossview::ggdc_factory<crossview::Scharr>(
+                        [](crossview::GGDCOptions& o) { o.head_channels(4).offset_groups(2); })));
+  CHECK(count_modules<crossview::GGDCImpl<>>(sobel) == 4);
+  CHECK(count_modules<crossview::GGDCImpl<crossview::Scharr>>(scharr) == 4);
+  CHECK(count_modules<crossview::GGDCImpl<>>(scharr) == 0);
+  CHECK(scharr->num_ggdc_blocks() == 4);
+  // configure saw each block's own shape: the strided bottleneck conv of layer2 keeps stride 2
+  // (ResNet-50's last blocks are not strided, so look at a first block built by hand).
+  crossview::Bottleneck block(crossview::ResidualBlockOptions(16, 8).stride(2).ggdc(true).ggdc_factory(
+      crossview::ggdc_factory<crossview::Scharr>([](crossview::GGDCOptions& o) { o.modulated(true); })));
+  const auto* g = block->named_children()["conv2"]->as<crossview::GGDCImpl<crossview::Scharr>>();
+  REQUIRE(g != nullptr);
+  CHECK(g->options.stride()->at(0) == 2);
+  CHECK(g->options.modulated());
+  CHECK_FALSE(g->options.bias());
+  const auto params = scharr->named_parameters();
+  CHECK(params["layer4.2.conv2.offset_head.hidden.weight"].sizes() == torch::IntArrayRef({4, 128, 3, 3}));
+  CHECK(params["layer4.2.conv2.offset_head.output.weight"].sizes() == torch::IntArrayRef({36, 4, 3, 3}));
+  block->train();
+  CHECK(block->forward(torch::randn({2, 16, 9, 9})).sizes() == torch::IntArrayRef({2, 32, 5, 5}));
+}
+
+TEST_CASE("ResNet: GGDC factories that break the block's conv are refused with a message") {
+  const auto block = [](crossview::GGDCFactory factory) {
+    return crossview::BasicBlock(crossview::ResidualBlockOptions(8, 8).ggdc(true).ggdc_factory(std::move(factory)));
+  };
+  CHECK_THROWS_WITH_AS(block(nullptr), doctest::Contains("BasicBlock: ggdc is set but ggdc_factory is empty"),
+                       c10::Error);
+  CHECK_THROWS_WITH_AS(
+      block(crossview::ggdc_factory<>([](crossview::GGDCOptions& o) { o.dilation(2); })),
+      doctest::Contains("BasicBlock: ggdc_factory may set the GGDC's own options (offset_groups, modulated, "
+                        "head_channels, gradient_channels), not the conv's channels, kernel, stride, padding, "
+                        "dilation, groups or bias"),
+      c10::Error);
+  CHECK_THROWS_WITH_AS(block([](const crossview::GGDCOptions&) { return torch::nn::AnyModule(torch::nn::ReLU()); }),
+                       doctest::Contains("BasicBlock: ggdc_factory must return a layer whose own parameter `weight` "
+                                         "is the conv weight [8, 8, 3, 3], got no parameter named weight"),
+                       c10::Error);
+  CHECK_THROWS_WITH_AS(block([](const crossview::GGDCOptions&) { return torch::nn::AnyModule(); }),
+                       doctest::Contains("BasicBlock: ggdc_factory returned an empty module"), c10::Error);
+}
+
+TEST_CASE("ResNet: with a user's GGDC policies, every tensor shared with the plain network starts equal") {
+  for (const int64_t depth : {18, 50}) {
+    CAPTURE(depth);
+    torch::manual_seed(31);
+    ResNet plain(ResNetOptions(depth).width_multiplier(0.125).ggdc_placement(GGDCPlacement::kNone));
+    const auto next_plain = torch::rand({4});
+    torch::manual_seed(31);
+    ResNet user(ResNetOptions(depth).width_multiplier(0.125).ggdc_factory(user_factory()));
+    const auto next_user = torch::rand({4});
+    CHECK(torch::equal(next_plain, next_user));
+    auto user_params = user->named_parameters();
+    auto user_buffers = user->named_buffers();
+    for (const auto& item : plain->named_parameters()) {
+      CAPTURE(item.key());
+      REQUIRE(user_params.contains(item.key()));
+      CHECK(torch::equal(item.value(), user_params[item.key()]));
+    }
+    for (const auto& item : plain->named_buffers()) {
+      CAPTURE(item.key());
+      REQUIRE(user_buffers.contains(item.key()));
+      CHECK(torch::equal(item.value(), user_buffers[item.key()]));
+    }
+  }
 }

@@ -3,16 +3,43 @@
 /// The residual blocks of ResNet (He et al. 2016) in torchvision's layout and parameter names
 /// (`conv1`, `bn1`, ..., `downsample.0`, `downsample.1`), with dilation for output-stride-8
 /// backbones and the option of a GGDC layer (paper Eq. 5-8) in place of the block's last 3x3
-/// convolution.
+/// convolution, built by a `GGDCFactory` so that any gradient operator and offset head reach the
+/// models.
 
 #include "crossview/nn/ggdc.hpp"
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <ostream>
+#include <string>
+#include <utility>
 
 namespace crossview {
+
+/// Builds the GGDC layer that replaces a residual block's 3x3 conv. It receives the conv's shape,
+/// `GGDCOptions(in, out, 3).stride(s).padding(d).dilation(d).bias(false)`, and returns the layer,
+/// whose `forward` maps `[N, in, H, W]` to `[N, out, H / s, W / s]` and whose direct parameter
+/// `weight` `[out, in, 3, 3]` is the conv weight (so torchvision's name `conv2.weight` stays). It
+/// may set the GGDC's own options (offset_groups, modulated, head_channels, gradient_channels) but
+/// not the conv's shape. Usually made with `ggdc_factory<GradientOp, OffsetHead>(configure)`.
+using GGDCFactory = std::function<torch::nn::AnyModule(const GGDCOptions&)>;
+
+/// A GGDCFactory making `GGDC<GradientOp, OffsetHead>` layers (policies: see
+/// crossview/nn/ggdc_policies.hpp); `configure`, when given, edits each layer's options first:
+///
+///   ResNetOptions(50).ggdc_factory(ggdc_factory<MyGradient, MyHead>([](GGDCOptions& o) {
+///     o.modulated(true).head_channels(64);
+///   }));
+template <typename GradientOp = Sobel, typename OffsetHead = ConvOffsetHead>
+GGDCFactory ggdc_factory(std::function<void(GGDCOptions&)> configure = nullptr) {
+  return [configure = std::move(configure)](const GGDCOptions& shape) {
+    auto options = shape;
+    if (configure) configure(options);
+    return torch::nn::AnyModule(GGDC<GradientOp, OffsetHead>(options));
+  };
+}
 
 /// Options of one residual block (`BasicBlock` or `Bottleneck`).
 ///
@@ -35,25 +62,43 @@ struct ResidualBlockOptions {
   TORCH_ARG(int64_t, first_dilation) = 1;
   /// Dilation (= padding) of a BasicBlock's second 3x3 conv (unused by Bottleneck).
   TORCH_ARG(int64_t, dilation) = 1;
-  /// Replace the block's last 3x3 conv (`conv2` in both block types) by a `GGDC<>` layer (Sobel,
-  /// ConvOffsetHead) with the same shape, stride and dilation. Its parameter `conv2.weight` keeps
-  /// the plain conv's name and shape; the offset head adds `conv2.offset_head.*`.
+  /// Replace the block's last 3x3 conv (`conv2` in both block types) by a GGDC layer made by
+  /// `ggdc_factory` with the same shape, stride and dilation. Its parameter `conv2.weight` keeps
+  /// the plain conv's name and shape; the offset head adds `conv2.offset_head.*` (and a stateful
+  /// gradient operator `conv2.gradient.*`).
   TORCH_ARG(bool, ggdc) = false;
+  /// Makes the GGDC layer when `ggdc` is set; default `GGDC<Sobel, ConvOffsetHead>`.
+  TORCH_ARG(GGDCFactory, ggdc_factory) = crossview::ggdc_factory<>();
 };
 
 namespace detail {
 
-/// The 3x3 convolution of a residual block: a plain `Conv2d` or, when `ggdc` is set, a
-/// `GGDC<>` (Sobel gradients, ConvOffsetHead; zero-initialised offsets) with the same channels,
-/// stride, padding, dilation and no bias. Both take `[N, in, H, W]` and return
+/// The 3x3 convolution of a residual block: a plain `Conv2d` or, when `ggdc` is set, the layer
+/// `factory` makes from the conv's shape (see GGDCFactory). Both take `[N, in, H, W]` and return
 /// `[N, out, H', W']`. Registered as `name` in `owner` so parameter names match torchvision's
-/// (`conv2.weight`).
-inline torch::nn::AnyModule make_block_conv3x3(torch::nn::Module& owner, const char* name, int64_t in, int64_t out,
-                                               int64_t stride, int64_t dilation, bool ggdc) {
+/// (`conv2.weight`). A GGDC layer draws from the global generator what the conv draws, so a
+/// network starts with the same shared values with and without GGDC (GGDCImpl's class comment).
+inline torch::nn::AnyModule make_block_conv3x3(torch::nn::Module& owner, const char* block, const char* name,
+                                               int64_t in, int64_t out, int64_t stride, int64_t dilation, bool ggdc,
+                                               const GGDCFactory& factory) {
   if (ggdc) {
-    auto layer = owner.register_module(
-        name, GGDC<>(GGDCOptions(in, out, 3).stride(stride).padding(dilation).dilation(dilation).bias(false)));
-    return torch::nn::AnyModule(layer);
+    TORCH_CHECK(static_cast<bool>(factory), block, ": ggdc is set but ggdc_factory is empty");
+    const auto shape = GGDCOptions(in, out, 3).stride(stride).padding(dilation).dilation(dilation).bias(false);
+    auto layer = factory(shape);
+    TORCH_CHECK(!layer.is_empty(), block, ": ggdc_factory returned an empty module");
+    const auto params = layer.ptr()->named_parameters(/*recurse=*/false);
+    const auto* weight = params.find("weight");
+    TORCH_CHECK(weight != nullptr && weight->sizes() == torch::IntArrayRef({out, in, 3, 3}), block,
+                ": ggdc_factory must return a layer whose own parameter `weight` is the conv weight [", out, ", ", in,
+                ", 3, 3], got ",
+                weight == nullptr ? std::string("no parameter named weight") : c10::str(weight->sizes()));
+    if (const auto* g = dynamic_cast<const GGDCBase*>(layer.ptr().get())) {
+      TORCH_CHECK(detail::same_convolution(g->ggdc_options(), shape), block,
+                  ": ggdc_factory may set the GGDC's own options (offset_groups, modulated, head_channels, "
+                  "gradient_channels), not the conv's channels, kernel, stride, padding, dilation, groups or bias");
+    }
+    owner.register_module(name, layer.ptr());
+    return layer;
   }
   auto conv = owner.register_module(
       name, torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(dilation).dilation(dilation)
@@ -90,6 +135,7 @@ inline void init_downsample(torch::nn::Sequential& downsample) {
 inline torch::Tensor block_conv_weight(const torch::nn::AnyModule& conv) {
   const auto params = conv.ptr()->named_parameters(/*recurse=*/false);
   const auto* weight = params.find("weight");
+  // make_block_conv3x3 refused layers without one.
   TORCH_INTERNAL_ASSERT(weight != nullptr, "residual block: 3x3 conv without a parameter named weight");
   return *weight;
 }
@@ -108,7 +154,7 @@ inline void check_block_options(const ResidualBlockOptions& o, const char* block
 /// ResNet's basic block (ResNet-18/34): 3x3 conv - BN - ReLU - 3x3 conv - BN, plus identity (or a
 /// 1x1 projection when the stride or the width changes), then ReLU.
 /// Input `[N, in_channels, H, W]`, output `[N, planes, H / stride, W / stride]` (float, any device).
-/// With `ggdc`, conv2 (the block's last 3x3 conv) is a GGDC layer.
+/// With `ggdc`, conv2 (the block's last 3x3 conv) is a GGDC layer made by `ggdc_factory`.
 class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
  public:
   static constexpr int64_t kExpansion = 1;
@@ -125,7 +171,8 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
                                                            .dilation(options.first_dilation())
                                                            .bias(false)));
     bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
-    conv2 = detail::make_block_conv3x3(*this, "conv2", planes, planes, 1, options.dilation(), options.ggdc());
+    conv2 = detail::make_block_conv3x3(*this, "BasicBlock", "conv2", planes, planes, 1, options.dilation(),
+                                       options.ggdc(), options.ggdc_factory());
     bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
     if (options.stride() != 1 || in != planes * kExpansion) {
       downsample = register_module("downsample", detail::make_downsample(in, planes * kExpansion, options.stride()));
@@ -163,7 +210,7 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
   ResidualBlockOptions options;
   torch::nn::Conv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
-  /// Plain `Conv2d` or GGDC (see `ResidualBlockOptions::ggdc`).
+  /// Plain `Conv2d` or GGDC (see `ResidualBlockOptions::ggdc`, `ggdc_factory`).
   torch::nn::AnyModule conv2;
   torch::nn::BatchNorm2d bn2{nullptr};
   /// Projection of the identity path; empty when shapes match.
@@ -174,7 +221,7 @@ TORCH_MODULE(BasicBlock);
 /// ResNet's bottleneck block (ResNet-50/101, torchvision's "v1.5": the stride sits on the 3x3
 /// conv): 1x1 - BN - ReLU - 3x3 - BN - ReLU - 1x1 - BN, plus identity or projection, then ReLU.
 /// Input `[N, in_channels, H, W]`, output `[N, 4 * planes, H / stride, W / stride]`.
-/// With `ggdc`, conv2 (the block's only, hence last, 3x3 conv) is a GGDC layer.
+/// With `ggdc`, conv2 (the block's only, hence last, 3x3 conv) is a GGDC layer made by `ggdc_factory`.
 class BottleneckImpl : public torch::nn::Cloneable<BottleneckImpl> {
  public:
   static constexpr int64_t kExpansion = 4;
@@ -187,8 +234,8 @@ class BottleneckImpl : public torch::nn::Cloneable<BottleneckImpl> {
     const auto planes = options.planes();
     conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, planes, 1).bias(false)));
     bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
-    conv2 = detail::make_block_conv3x3(*this, "conv2", planes, planes, options.stride(), options.first_dilation(),
-                                       options.ggdc());
+    conv2 = detail::make_block_conv3x3(*this, "Bottleneck", "conv2", planes, planes, options.stride(),
+                                       options.first_dilation(), options.ggdc(), options.ggdc_factory());
     bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
     conv3 = register_module("conv3",
                             torch::nn::Conv2d(torch::nn::Conv2dOptions(planes, planes * kExpansion, 1).bias(false)));
@@ -232,7 +279,7 @@ class BottleneckImpl : public torch::nn::Cloneable<BottleneckImpl> {
   ResidualBlockOptions options;
   torch::nn::Conv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
-  /// Plain `Conv2d` or GGDC (see `ResidualBlockOptions::ggdc`).
+  /// Plain `Conv2d` or GGDC (see `ResidualBlockOptions::ggdc`, `ggdc_factory`).
   torch::nn::AnyModule conv2;
   torch::nn::BatchNorm2d bn2{nullptr};
   torch::nn::Conv2d conv3{nullptr};

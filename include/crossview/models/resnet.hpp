@@ -59,6 +59,10 @@ struct ResNetOptions {
   TORCH_ARG(double, width_multiplier) = 1.0;
   /// Where GGDC replaces the 3x3 conv; default the paper's reading, every block (see GGDCPlacement).
   TORCH_ARG(GGDCPlacement, ggdc_placement) = GGDCPlacement::kAllBlocks;
+  /// Makes each GGDC layer from the shape of the conv it replaces (see GGDCFactory): the gradient
+  /// operator and offset head, e.g. `ggdc_factory<Scharr>()` or a user's own policies. Default
+  /// `GGDC<Sobel, ConvOffsetHead>`, the paper's.
+  TORCH_ARG(GGDCFactory, ggdc_factory) = crossview::ggdc_factory<>();
   /// Channels of the input image.
   TORCH_ARG(int64_t, in_channels) = 3;
 };
@@ -102,7 +106,9 @@ inline int64_t resnet_base_width(double width_multiplier) {
 /// (`load_torchvision_resnet`). Dilation follows torchvision's `replace_stride_with_dilation`:
 /// the first block of a dilated stage keeps the previous dilation on its strided conv.
 /// Weights are initialised as torchvision does (Kaiming-normal fan_out convs, BN 1/0); GGDC offset
-/// heads keep GGDC's zero initialisation, so a fresh GGDC network computes what the plain one does.
+/// heads keep GGDC's zero initialisation, so a fresh GGDC network computes what the plain one does,
+/// and after the same torch::manual_seed every tensor the two share starts equal (GGDC layers draw
+/// what the convs they replace draw; their policies' modules draw from a forked generator).
 class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
  public:
   explicit ResNetImpl(const ResNetOptions& options) : options(options) { reset(); }
@@ -158,7 +164,8 @@ class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
                                  .stride(b == 0 ? stride : 1)
                                  .first_dilation(b == 0 ? previous_dilation : dilation)
                                  .dilation(dilation)
-                                 .ggdc(ggdc);
+                                 .ggdc(ggdc)
+                                 .ggdc_factory(options.ggdc_factory());
         if (bottleneck) {
           layer->push_back(Bottleneck(block_options));
         } else {

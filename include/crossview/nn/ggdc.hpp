@@ -3,17 +3,26 @@
 /// The gradient guided deformable convolution (GGDC, paper Sec. 3.2, Eq. (8)):
 ///   y(p) = sum_k w(dp_k) * m_k(p) * x(p + dp_k + F(G(x))_k(p)),
 /// a deformable convolution whose offsets F(G(x)) are predicted by an offset head F from the
-/// image gradients G(x) of its own input (G = Sobel in the paper).
+/// image gradients G(x) of its own input (G = Sobel in the paper). G and F are policies
+/// (contracts in ggdc_policies.hpp): the built-in Sobel / Scharr / CentralDifference and
+/// ConvOffsetHead, or a user's own (a learned gradient filter, a DCNv2 head, ...).
 
 #include "crossview/nn/deform_conv2d.hpp"
 #include "crossview/nn/ggdc_options.hpp"
+#include "crossview/nn/ggdc_policies.hpp"
 #include "crossview/nn/gradient_ops.hpp"
 #include "crossview/nn/offset_head.hpp"
+#include "crossview/nn/offset_statistics.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <array>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
 #include <ostream>
 #include <string>
 #include <type_traits>
@@ -22,32 +31,93 @@
 
 namespace crossview {
 
-/// The GGDC layer. `GradientOp`: a gradient policy (gradient_ops.hpp: Sobel, Scharr,
-/// CentralDifference); `OffsetHead`: an offset head holder (offset_head.hpp: ConvOffsetHead).
+namespace detail {
+
+/// Forks libtorch's global CPU generator for the lifetime of the guard, like Python's
+/// `torch.random.fork_rng`: saves its state on construction and restores it on destruction.
+/// Inside, the generator is reseeded with one number drawn from it, so what is drawn inside is
+/// determined by the seed but neither shifts nor repeats what is drawn after the guard.
+class ForkCpuGenerator {
+ public:
+  ForkCpuGenerator() : generator_(at::detail::getDefaultCPUGenerator()) {
+    std::lock_guard<std::mutex> lock(generator_.mutex());
+    state_ = generator_.get_state();
+    generator_.set_current_seed(generator_.get<at::CPUGeneratorImpl>()->random64());
+  }
+  ~ForkCpuGenerator() {
+    std::lock_guard<std::mutex> lock(generator_.mutex());
+    generator_.set_state(state_);
+  }
+  ForkCpuGenerator(const ForkCpuGenerator&) = delete;
+  ForkCpuGenerator& operator=(const ForkCpuGenerator&) = delete;
+
+ private:
+  at::Generator generator_;
+  torch::Tensor state_;
+};
+
+/// Stands in for the gradient-operator submodule of a GGDC whose operator is stateless.
+struct NoGradientModule {
+  NoGradientModule(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): mirrors ModuleHolder
+};
+
+}  // namespace detail
+
+/// Non-template base of every GGDCImpl<GradientOp, OffsetHead>: find the GGDC layers of any
+/// network with `std::dynamic_pointer_cast<crossview::GGDCBase>(module)` over `net->modules()`.
+class GGDCBase : public OffsetStatistics {
+ public:
+  /// See OffsetStatistics: mean |offset| of the last forward (detached scalar), undefined before.
+  torch::Tensor mean_abs_offset() const override { return mean_abs_offset_; }
+
+  /// The layer's options.
+  virtual const GGDCOptions& ggdc_options() const = 0;
+
+  /// Offsets and mask the layer would use for input x (see GGDCImpl::offsets_and_mask).
+  virtual std::pair<torch::Tensor, torch::Tensor> offsets_and_mask(const torch::Tensor& x) = 0;
+
+ protected:
+  /// One reduction per forward; detached, so no graph is kept and nothing synchronises.
+  void record_offsets(const torch::Tensor& offset) { mean_abs_offset_ = offset.detach().abs().mean(); }
+
+ private:
+  torch::Tensor mean_abs_offset_;
+};
+
+/// The GGDC layer. `GradientOp`: a gradient operator, stateless (gradient_ops.hpp: Sobel, Scharr,
+/// CentralDifference) or a module (registered as "gradient"); `OffsetHead`: an offset head holder
+/// (offset_head.hpp: ConvOffsetHead), registered as "offset_head". Contracts: ggdc_policies.hpp.
 /// Input [N, Cin, H, W] -> output [N, Cout, Hout, Wout] with Conv2d's output size; float or
 /// double (half/bfloat16 on CUDA). A fresh layer equals a torch::nn::Conv2d with the same weight
 /// and bias (the head's output layer starts at zero).
+///
+/// Random initialisation: building a GGDC draws from libtorch's global generator exactly what
+/// building the torch::nn::Conv2d it replaces draws (weight, then bias if any), so networks with
+/// and without GGDC built after the same torch::manual_seed share every common initial value. The
+/// policies' modules (offset head, stateful gradient operator) are built under
+/// detail::ForkCpuGenerator: their initial values follow from the seed but take nothing from the
+/// global sequence.
 template <typename GradientOp = Sobel, typename OffsetHead = ConvOffsetHead>
-class GGDCImpl : public torch::nn::Cloneable<GGDCImpl<GradientOp, OffsetHead>> {
-  // Policy contracts (gradient_ops.hpp, offset_head.hpp).
-  static_assert(std::is_same_v<decltype(GradientOp::apply(std::declval<const torch::Tensor&>())), torch::Tensor>,
-                "GGDC: GradientOp needs `static torch::Tensor apply(const torch::Tensor& x)` ([N,C,H,W] -> [N,2C,H,W])");
-  static_assert(std::is_convertible_v<decltype(GradientOp::name()), std::string>,
-                "GGDC: GradientOp needs `static const char* name()`");
-  static_assert(std::is_constructible_v<OffsetHead, const GGDCOptions&>,
-                "GGDC: OffsetHead must be a module holder constructible from `const GGDCOptions&`");
-  static_assert(std::is_same_v<decltype(std::declval<OffsetHead&>()->forward(std::declval<torch::Tensor>())),
-                               torch::Tensor>,
-                "GGDC: OffsetHead needs `torch::Tensor forward(torch::Tensor gradients)` on its module");
+class GGDCImpl : public torch::nn::Cloneable<GGDCImpl<GradientOp, OffsetHead>>, public GGDCBase {
+  static_assert(detail::check_gradient_operator<GradientOp>(),
+                "GGDC: GradientOp does not meet the gradient-operator contract (the assertion above says what is "
+                "missing)");
+  static_assert(detail::check_offset_head<OffsetHead>(),
+                "GGDC: OffsetHead does not meet the offset-head contract (the assertion above says what is missing)");
 
  public:
   using Options = GGDCOptions;
+  /// The operator is a module with weights (registered as "gradient") rather than a static policy.
+  static constexpr bool kStatefulGradient =
+      !is_stateless_gradient_operator_v<GradientOp> && is_gradient_module_v<GradientOp>;
+  using GradientModule = std::conditional_t<kStatefulGradient, GradientOp, detail::NoGradientModule>;
 
   explicit GGDCImpl(GGDCOptions options) : options(std::move(options)) { reset(); }
   GGDCImpl(int64_t in_channels, int64_t out_channels, torch::ExpandingArray<2> kernel_size)
       : GGDCImpl(GGDCOptions(in_channels, out_channels, kernel_size)) {}
 
-  /// (Re)creates weight [Cout, Cin/groups, kh, kw], bias [Cout] and the offset head.
+  /// (Re)creates weight [Cout, Cin/groups, kh, kw], bias [Cout], the gradient operator's module
+  /// (if stateful) and the offset head.
   void reset() override {
     const auto k = *options.kernel_size();
     TORCH_CHECK(options.in_channels() > 0 && options.out_channels() > 0, "GGDC: channels must be positive, got in=",
@@ -59,16 +129,23 @@ class GGDCImpl : public torch::nn::Cloneable<GGDCImpl<GradientOp, OffsetHead>> {
     TORCH_CHECK(options.offset_groups() > 0 && options.in_channels() % options.offset_groups() == 0,
                 "GGDC: in_channels (", options.in_channels(), ") must be divisible by offset_groups (",
                 options.offset_groups(), ")");
+    TORCH_CHECK(options.gradient_channels() >= 0, "GGDC: gradient_channels must be >= 0 (0: 2*in_channels), got ",
+                options.gradient_channels());
     weight = this->register_parameter(
         "weight", torch::empty({options.out_channels(), options.in_channels() / options.groups(), k[0], k[1]}));
     bias = options.bias() ? this->register_parameter("bias", torch::empty({options.out_channels()}))
                           : this->register_parameter("bias", torch::Tensor(), /*requires_grad=*/false);
-    offset_head = this->register_module("offset_head", OffsetHead(options));
+    {
+      // The policies' draws must not shift the global sequence (see the class comment).
+      detail::ForkCpuGenerator fork;
+      if constexpr (kStatefulGradient) gradient = this->register_module("gradient", GradientOp(options));
+      offset_head = this->register_module("offset_head", OffsetHead(options));
+    }
     reset_parameters();
   }
 
-  /// torch::nn::Conv2d's initialisation for weight and bias (kaiming uniform, a = sqrt(5));
-  /// the offset head's own reset_parameters() (zero output) when it has one.
+  /// torch::nn::Conv2d's initialisation of weight and bias (kaiming uniform, a = sqrt(5)), drawing
+  /// what Conv2d draws. The policies' modules keep their own initialisation.
   void reset_parameters() {
     torch::NoGradGuard no_grad;
     torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
@@ -78,12 +155,29 @@ class GGDCImpl : public torch::nn::Cloneable<GGDCImpl<GradientOp, OffsetHead>> {
     }
   }
 
+  /// The gradient maps G(x): x [N, Cin, H, W] -> [N, offset_head_in_channels(options), H, W].
+  torch::Tensor gradients(const torch::Tensor& x) {
+    TORCH_CHECK(x.dim() == 4 && x.size(1) == options.in_channels(), "GGDC: input must have shape [N, ",
+                options.in_channels(), ", H, W], got ", x.sizes());
+    torch::Tensor g;
+    if constexpr (kStatefulGradient) {
+      g = gradient->forward(x);
+    } else {
+      g = GradientOp::apply(x);
+    }
+    const int64_t expected = offset_head_in_channels(options);
+    TORCH_CHECK(g.dim() == 4 && g.size(0) == x.size(0) && g.size(1) == expected, "GGDC: the gradient operator ",
+                gradient_name(), " must return [", x.size(0), ", ", expected,
+                ", H, W] (gradient_channels, 0 meaning 2*in_channels), got ", g.sizes());
+    return g;
+  }
+
   /// Offsets [N, 2*offset_groups*kh*kw, Hout, Wout] and mask ([N, offset_groups*kh*kw, Hout,
-  /// Wout] in (0, 2), undefined unless modulated) predicted for input x.
-  std::pair<torch::Tensor, torch::Tensor> offsets_and_mask(const torch::Tensor& x) {
+  /// Wout] in (0, 2), undefined unless modulated) predicted for input x [N, Cin, H, W].
+  std::pair<torch::Tensor, torch::Tensor> offsets_and_mask(const torch::Tensor& x) override {
     const auto k = *options.kernel_size();
     const int64_t taps = options.offset_groups() * k[0] * k[1];
-    const auto h = offset_head->forward(GradientOp::apply(x));
+    const auto h = offset_head->forward(gradients(x));
     const int64_t expected = (options.modulated() ? 3 : 2) * taps;
     TORCH_CHECK(h.dim() == 4 && h.size(1) == expected, "GGDC: the offset head must return [N, ", expected,
                 ", Hout, Wout] (", options.modulated() ? "3" : "2", "*offset_groups*kh*kw channels), got ",
@@ -93,9 +187,10 @@ class GGDCImpl : public torch::nn::Cloneable<GGDCImpl<GradientOp, OffsetHead>> {
     return {offset, mask};
   }
 
-  /// x [N, Cin, H, W] -> [N, Cout, Hout, Wout] (Eq. (8)).
+  /// x [N, Cin, H, W] -> [N, Cout, Hout, Wout] (Eq. (8)). Records mean_abs_offset().
   torch::Tensor forward(const torch::Tensor& x) {
     const auto [offset, mask] = offsets_and_mask(x);
+    record_offsets(offset);
     const auto s = *options.stride();
     const auto p = *options.padding();
     const auto d = *options.dilation();
@@ -103,18 +198,33 @@ class GGDCImpl : public torch::nn::Cloneable<GGDCImpl<GradientOp, OffsetHead>> {
                          options.offset_groups(), options.modulated());
   }
 
+  const GGDCOptions& ggdc_options() const override { return options; }
+
+  /// The gradient operator's name: its static name() when it has one, else its module's name.
+  std::string gradient_name() const {
+    if constexpr (detail::has_static_name<GradientOp>::value) {
+      return GradientOp::name();
+    } else if constexpr (kStatefulGradient) {
+      return gradient.is_empty() ? std::string("?") : gradient->name();
+    } else {
+      return "?";
+    }
+  }
+
   void pretty_print(std::ostream& stream) const override {
-    stream << "crossview::GGDC<" << GradientOp::name() << ">(" << options.in_channels() << ", "
-           << options.out_channels() << ", kernel_size=" << options.kernel_size() << ", stride=" << options.stride()
+    stream << "crossview::GGDC<" << gradient_name() << ">(" << options.in_channels() << ", " << options.out_channels()
+           << ", kernel_size=" << options.kernel_size() << ", stride=" << options.stride()
            << ", padding=" << options.padding() << ", dilation=" << options.dilation()
            << ", groups=" << options.groups() << ", offset_groups=" << options.offset_groups()
-           << ", bias=" << (options.bias() ? "true" : "false") << ", modulated=" << (options.modulated() ? "true" : "false")
-           << ")";
+           << ", bias=" << (options.bias() ? "true" : "false")
+           << ", modulated=" << (options.modulated() ? "true" : "false") << ")";
   }
 
   GGDCOptions options;
   torch::Tensor weight;  ///< [Cout, Cin/groups, kh, kw]
   torch::Tensor bias;    ///< [Cout], undefined without bias
+  /// The gradient operator's module when it is stateful ("gradient"); an empty stand-in otherwise.
+  GradientModule gradient{nullptr};
   OffsetHead offset_head{nullptr};
 };
 
@@ -124,10 +234,13 @@ class GGDC;
 /// A GGDC that replaces `conv` and starts equal to it: same channels, kernel, stride, padding,
 /// dilation, groups and bias, weights copied (and the offset head's output at zero). `conv`
 /// must use zero padding (padding_mode kZeros) given as numbers, kValid, or kSame with an even
-/// total padding. This is how the models swap GGDC into ResNet blocks.
+/// total padding. `configure` may then set what is GGDC's own (offset_groups, modulated,
+/// head_channels, gradient_channels); changing the convolution's shape is refused:
+///
+///   auto g = ggdc_from_conv<Sobel>(conv, [](GGDCOptions& o) { o.modulated(true).head_channels(32); });
 template <typename GradientOp = Sobel, typename OffsetHead = ConvOffsetHead>
-GGDC<GradientOp, OffsetHead> ggdc_from_conv(const torch::nn::Conv2d& conv, int64_t offset_groups = 1,
-                                            bool modulated = false) {
+GGDC<GradientOp, OffsetHead> ggdc_from_conv(const torch::nn::Conv2d& conv,
+                                            const std::function<void(GGDCOptions&)>& configure) {
   TORCH_CHECK(!conv.is_empty(), "ggdc_from_conv: conv is an empty module holder");
   const auto& o = conv->options;
   TORCH_CHECK(std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()),
@@ -146,20 +259,31 @@ GGDC<GradientOp, OffsetHead> ggdc_from_conv(const torch::nn::Conv2d& conv, int64
       padding[i] = total / 2;
     }
   }
-  auto options = GGDCOptions(o.in_channels(), o.out_channels(), torch::ExpandingArray<2>(k))
-                     .stride(o.stride())
-                     .padding(torch::ExpandingArray<2>(padding))
-                     .dilation(torch::ExpandingArray<2>(d))
-                     .groups(o.groups())
-                     .bias(o.bias())
-                     .offset_groups(offset_groups)
-                     .modulated(modulated);
+  const auto shape = GGDCOptions(o.in_channels(), o.out_channels(), torch::ExpandingArray<2>(k))
+                         .stride(o.stride())
+                         .padding(torch::ExpandingArray<2>(padding))
+                         .dilation(torch::ExpandingArray<2>(d))
+                         .groups(o.groups())
+                         .bias(o.bias());
+  auto options = shape;
+  if (configure) configure(options);
+  TORCH_CHECK(detail::same_convolution(options, shape),
+              "ggdc_from_conv: configure may set offset_groups, modulated, head_channels and gradient_channels, not "
+              "the convolution's in/out channels, kernel_size, stride, padding, dilation, groups or bias");
   GGDC<GradientOp, OffsetHead> ggdc(options);
   torch::NoGradGuard no_grad;
   ggdc->weight.copy_(conv->weight);
   if (o.bias()) ggdc->bias.copy_(conv->bias);
   ggdc->to(conv->weight.device(), conv->weight.scalar_type());
   return ggdc;
+}
+
+/// ggdc_from_conv with `offset_groups` and `modulated` set.
+template <typename GradientOp = Sobel, typename OffsetHead = ConvOffsetHead>
+GGDC<GradientOp, OffsetHead> ggdc_from_conv(const torch::nn::Conv2d& conv, int64_t offset_groups = 1,
+                                            bool modulated = false) {
+  return ggdc_from_conv<GradientOp, OffsetHead>(
+      conv, [&](GGDCOptions& o) { o.offset_groups(offset_groups).modulated(modulated); });
 }
 
 /// Module holder of GGDCImpl (written by hand: TORCH_MODULE cannot take template arguments).
@@ -174,6 +298,11 @@ class GGDC : public torch::nn::ModuleHolder<GGDCImpl<GradientOp, OffsetHead>> {
   /// See ggdc_from_conv.
   static GGDC from_conv(const torch::nn::Conv2d& conv, int64_t offset_groups = 1, bool modulated = false) {
     return ggdc_from_conv<GradientOp, OffsetHead>(conv, offset_groups, modulated);
+  }
+
+  /// See ggdc_from_conv: `configure` sets offset_groups, modulated, head_channels, gradient_channels.
+  static GGDC from_conv(const torch::nn::Conv2d& conv, const std::function<void(GGDCOptions&)>& configure) {
+    return ggdc_from_conv<GradientOp, OffsetHead>(conv, configure);
   }
 };
 

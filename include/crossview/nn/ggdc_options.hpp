@@ -38,6 +38,29 @@ struct GGDCOptions {
   /// Hidden channels of ConvOffsetHead's 3x3 conv + ReLU before its output conv; 0 = the output
   /// conv alone.
   TORCH_ARG(int64_t, head_channels) = 0;
+  /// Channels of the gradient maps G(x) that the gradient operator returns and the offset head
+  /// takes; 0 = 2 * in_channels, the output of the built-in operators (Sobel, Scharr,
+  /// CentralDifference). A user-written operator with another output width sets it.
+  TORCH_ARG(int64_t, gradient_channels) = 0;
 };
+
+/// Channels of the gradient maps G(x) for a GGDC with `options`, i.e. the input width of its offset
+/// head: `options.gradient_channels()`, or 2 * in_channels when that is 0.
+inline int64_t offset_head_in_channels(const GGDCOptions& options) {
+  return options.gradient_channels() > 0 ? options.gradient_channels() : 2 * options.in_channels();
+}
+
+namespace detail {
+
+/// True when `a` and `b` describe the same convolution: channels, kernel, stride, padding,
+/// dilation, groups and bias (what the GGDC's own options, e.g. offset_groups, may not change when
+/// the layer replaces a given conv).
+inline bool same_convolution(const GGDCOptions& a, const GGDCOptions& b) {
+  return a.in_channels() == b.in_channels() && a.out_channels() == b.out_channels() &&
+         *a.kernel_size() == *b.kernel_size() && *a.stride() == *b.stride() && *a.padding() == *b.padding() &&
+         *a.dilation() == *b.dilation() && a.groups() == b.groups() && a.bias() == b.bias();
+}
+
+}  // namespace detail
 
 }  // namespace crossview

@@ -4,9 +4,11 @@
 /// turn features x [N, C, H, W] into per-channel image gradients [N, 2C, H, W], channel 2c =
 /// d x_c / d x (rightwards), channel 2c + 1 = d x_c / d y (downwards).
 ///
-/// Policy contract (checked by GGDCImpl with static_assert): a struct with
+/// These are the stateless form of the gradient-operator contract (ggdc_policies.hpp, trait
+/// `is_stateless_gradient_operator_v`): a struct with
 ///   static torch::Tensor apply(const torch::Tensor& x);   // [N, C, H, W] -> [N, 2C, H, W]
 ///   static const char* name();
+/// An operator with weights (e.g. a learned filter) is a module instead; see ggdc_policies.hpp.
 ///
 /// All three are 3x3 depthwise filters, normalised so that a linear ramp of slope 1 per pixel
 /// gives exactly 1 away from the border; the input is padded by replicating its border pixels

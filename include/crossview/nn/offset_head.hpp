@@ -1,22 +1,23 @@
 #pragma once
 /// \file
 /// Offset heads F of the GGDC layer (paper Eq. (8)): modules that turn the gradient maps G(x)
-/// [N, 2*Cin, H, W] into offsets [N, 2*offset_groups*kh*kw, Hout, Wout], followed, when
-/// `modulated`, by offset_groups*kh*kw mask logits.
-///
-/// Contract for a user-written head `MyHead` (checked by GGDCImpl with static_assert):
-///   - `MyHead` is a torch::nn::ModuleHolder (e.g. made with TORCH_MODULE) constructible from
-///     `const GGDCOptions&`;
-///   - `head->forward(torch::Tensor gradients)` returns a torch::Tensor of the shape above;
-///   - a fresh head should output zeros, so that a new GGDC equals its plain convolution.
+/// [N, Cg, H, W] (Cg = offset_head_in_channels(options), 2*Cin for the built-in operators) into
+/// offsets [N, 2*offset_groups*kh*kw, Hout, Wout], followed, when `modulated`, by
+/// offset_groups*kh*kw mask logits. The contract of a user-written head is stated in
+/// ggdc_policies.hpp (checked by GGDCImpl with static_assert, trait `is_offset_head_v`).
 
 #include "crossview/nn/ggdc_options.hpp"
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <ostream>
+#include <utility>
+
 namespace crossview {
 
-/// The default offset head: [3x3 conv to head_channels + ReLU] (only when head_channels > 0),
+/// The default offset head, on offset_head_in_channels(options) input channels:
+/// [3x3 conv to head_channels + ReLU] (only when head_channels > 0),
 /// then a conv with the GGDC's own kernel size, stride, padding and dilation (so its output has
 /// the GGDC's output size) to (2 or 3)*offset_groups*kh*kw channels, zero-initialised.
 class ConvOffsetHeadImpl : public torch::nn::Cloneable<ConvOffsetHeadImpl> {
@@ -24,19 +25,24 @@ class ConvOffsetHeadImpl : public torch::nn::Cloneable<ConvOffsetHeadImpl> {
   explicit ConvOffsetHeadImpl(GGDCOptions options) : options(std::move(options)) { reset(); }
 
   void reset() override {
-    const int64_t in = 2 * options.in_channels();  // gradient channels
+    TORCH_CHECK(options.head_channels() >= 0, "ConvOffsetHead: head_channels must be >= 0, got ",
+                options.head_channels());
+    const int64_t in = offset_head_in_channels(options);
     int64_t out_in = in;
     hidden = nullptr;
     if (options.head_channels() > 0) {
-      hidden = register_module("hidden", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, options.head_channels(), 3).padding(1)));
+      hidden = register_module("hidden",
+                               torch::nn::Conv2d(torch::nn::Conv2dOptions(in, options.head_channels(), 3).padding(1)));
       out_in = options.head_channels();
     }
     const auto k = *options.kernel_size();
     const int64_t taps = options.offset_groups() * k[0] * k[1];
-    output = register_module("output", torch::nn::Conv2d(torch::nn::Conv2dOptions(out_in, (options.modulated() ? 3 : 2) * taps, options.kernel_size())
-                                                             .stride(options.stride())
-                                                             .padding(options.padding())
-                                                             .dilation(options.dilation())));
+    output = register_module(
+        "output",
+        torch::nn::Conv2d(torch::nn::Conv2dOptions(out_in, (options.modulated() ? 3 : 2) * taps, options.kernel_size())
+                              .stride(options.stride())
+                              .padding(options.padding())
+                              .dilation(options.dilation())));
     reset_parameters();
   }
 
@@ -48,13 +54,14 @@ class ConvOffsetHeadImpl : public torch::nn::Cloneable<ConvOffsetHeadImpl> {
     output->bias.zero_();
   }
 
-  /// gradients [N, 2*Cin, H, W] -> [N, (2 or 3)*offset_groups*kh*kw, Hout, Wout].
+  /// gradients [N, Cg, H, W] -> [N, (2 or 3)*offset_groups*kh*kw, Hout, Wout].
   torch::Tensor forward(const torch::Tensor& gradients) {
     return output->forward(hidden ? torch::relu(hidden->forward(gradients)) : gradients);
   }
 
   void pretty_print(std::ostream& stream) const override {
-    stream << "crossview::ConvOffsetHead(head_channels=" << options.head_channels() << ")";
+    stream << "crossview::ConvOffsetHead(in=" << offset_head_in_channels(options)
+           << ", head_channels=" << options.head_channels() << ")";
   }
 
   GGDCOptions options;
