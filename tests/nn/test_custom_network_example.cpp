@@ -1,5 +1,5 @@
 // The custom-network example (examples/custom_network.cpp) builds and trains: run it for a few
-// steps and check that its offsets left zero.
+// steps and check that its offsets left zero and that its ResNet took the user's GGDC policies.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -27,4 +27,5 @@ TEST_CASE("example custom-network trains a GGDC network") {
   const auto at = output.find("mean |offset| ");
   REQUIRE(at != std::string::npos);
   CHECK(std::stod(output.substr(at + 14)) > 0.0);
+  CHECK(output.find("ResNet-18 with 8 GGDC<LearnedGradient, ModulatedHead> layers") != std::string::npos);
 }
