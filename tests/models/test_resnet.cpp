@@ -557,3 +557,31 @@ TEST_CASE("ResNet: with a user's GGDC policies, every tensor shared with the pla
     }
   }
 }
+
+TEST_CASE("ResNet::forward_features gives every residual block's output; stage outputs are each stage's last") {
+  for (const int64_t depth : {18, 50}) {
+    CAPTURE(depth);
+    torch::manual_seed(0);
+    crossview::ResNet net(crossview::ResNetOptions(depth).width_multiplier(0.125).ggdc_placement(
+        crossview::GGDCPlacement::kNone));
+    net->eval();
+    const auto x = torch::randn({1, 3, 40, 48});
+    const auto features = net->forward_features(x);
+    const auto blocks = depth == 18 ? std::vector<int64_t>{2, 2, 2, 2} : std::vector<int64_t>{3, 4, 6, 3};
+    REQUIRE(features.blocks.size() == size_t(blocks[0] + blocks[1] + blocks[2] + blocks[3]));
+    REQUIRE(features.stages.size() == 4);
+    int64_t last = -1;
+    for (int stage = 0; stage < 4; ++stage) {
+      last += blocks[size_t(stage)];
+      CHECK(torch::equal(features.stages[size_t(stage)], features.blocks[size_t(last)]));
+    }
+    // The blocks' outputs chain: running block k on block k-1's output reproduces it.
+    const auto& layer2 = net->layers[1];
+    CHECK(torch::allclose((*layer2)[1]->as<crossview::BasicBlockImpl>() != nullptr
+                              ? (*layer2)[1]->as<crossview::BasicBlockImpl>()->forward(features.blocks[size_t(blocks[0])])
+                              : (*layer2)[1]->as<crossview::BottleneckImpl>()->forward(features.blocks[size_t(blocks[0])]),
+                          features.blocks[size_t(blocks[0] + 1)]));
+    const auto stages = net->forward(x);
+    for (int stage = 0; stage < 4; ++stage) CHECK(torch::equal(stages[size_t(stage)], features.stages[size_t(stage)]));
+  }
+}

@@ -122,8 +122,10 @@ struct PSPNetOutput {
   /// `[N, num_classes, H, W]` auxiliary logits from stage 3; defined only in training mode with an
   /// auxiliary head.
   torch::Tensor aux_logits;
-  /// The four backbone stage outputs `{layer1, ..., layer4}` (the consistency loss taps, Eq. 10).
+  /// The four backbone stage outputs `{layer1, ..., layer4}` (consistency-loss taps, Eq. 10).
   std::vector<torch::Tensor> features;
+  /// Every residual block's output (the paper's taps: "the outputs of all residual blocks").
+  std::vector<torch::Tensor> block_features;
 };
 
 /// PSPNet. Input `[N, 3, H, W]` float, ImageNet-normalised; output `PSPNetOutput`. Submodules
@@ -192,7 +194,9 @@ class PSPNetImpl : public torch::nn::Cloneable<PSPNetImpl> {
   PSPNetOutput forward(const torch::Tensor& x) {
     TORCH_CHECK(x.dim() == 4, "PSPNet: input must have shape [N, C, H, W], got ", x.sizes());
     PSPNetOutput out;
-    out.features = backbone->forward(x);
+    auto backbone_features = backbone->forward_features(x);
+    out.features = std::move(backbone_features.stages);
+    out.block_features = std::move(backbone_features.blocks);
     const auto upsample = torch::nn::functional::InterpolateFuncOptions()
                               .size(std::vector<int64_t>{x.size(2), x.size(3)})
                               .mode(torch::kBilinear)

@@ -94,6 +94,15 @@ inline int64_t resnet_base_width(double width_multiplier) {
 
 }  // namespace detail
 
+/// What `ResNetImpl::forward_features` computes.
+struct ResNetFeatures {
+  /// `{layer1, layer2, layer3, layer4}` outputs.
+  std::vector<torch::Tensor> stages;
+  /// Every residual block's output in order (`layer1.0`, `layer1.1`, ..., the last block of
+  /// `layer4`); the stage outputs are the last block of each stage.
+  std::vector<torch::Tensor> blocks;
+};
+
 /// ResNet backbone for segmentation.
 ///
 /// Input `[N, in_channels, H, W]` float (ImageNet-normalised images), any device. Output: the four
@@ -193,18 +202,25 @@ class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
   }
 
   /// `x`: `[N, in_channels, H, W]` -> `{layer1, layer2, layer3, layer4}` outputs (see class doc).
-  std::vector<torch::Tensor> forward(const torch::Tensor& x) {
+  std::vector<torch::Tensor> forward(const torch::Tensor& x) { return forward_features(x).stages; }
+
+  /// `x` -> the four stage outputs and every residual block's output (the paper's consistency-loss
+  /// taps, "the outputs of all residual blocks"), computed once.
+  ResNetFeatures forward_features(const torch::Tensor& x) {
     TORCH_CHECK(x.dim() == 4 && x.size(1) == options.in_channels(), "ResNet: input must have shape [N, ",
                 options.in_channels(), ", H, W], got ", x.sizes());
     auto out = stem ? stem->forward(x) : bn1->forward(conv1->forward(x)).relu_();
     out = maxpool->forward(out);
-    std::vector<torch::Tensor> stages;
-    stages.reserve(4);
+    ResNetFeatures features;
+    features.stages.reserve(4);
     for (auto& layer : layers) {
-      out = layer->forward(out);
-      stages.push_back(out);
+      for (auto& block : *layer) {
+        out = block.forward(out);
+        features.blocks.push_back(out);
+      }
+      features.stages.push_back(out);
     }
-    return stages;
+    return features;
   }
 
   /// Output channels of the four stages, e.g. {256, 512, 1024, 2048} for ResNet-50.
