@@ -310,7 +310,7 @@ TEST_CASE("derive_vvd_dataset on real CamVid frames") {
   }
 }
 
-TEST_CASE("derive_synthetic_vvd_dataset writes real renders with the exact homography") {
+TEST_CASE("derive_synthetic_vvd_dataset writes real renders, cropped to what the source sees, with the exact homography") {
   TempDir dir("synthetic");
   const auto scenes = crossview::SyntheticStreetOptions().height(40).width(80);
   const auto report = crossview::derive_synthetic_vvd_dataset(scenes, 2, dir.path, crossview::DeriveVVDOptions().seed(2));
@@ -324,11 +324,17 @@ TEST_CASE("derive_synthetic_vvd_dataset writes real renders with the exact homog
   CHECK(torch::equal(s.derived_label, expected.derived_label));
   CHECK(torch::equal(s.label, expected.label));
   CHECK((s.derived_image - expected.derived_image).abs().max().item<float>() <= 0.5f / 255.0f + 1e-6f);
+  // H from the recorded angles and crop: T(-crop origin) K R K^-1; the crop is the paper's.
   const auto K = crossview::Intrinsicsd::centered(r.focal, 80, 40);
   const Eigen::Matrix3d H = crossview::rotation_homography(
       K, crossview::rotation_from_euler(crossview::deg2rad(r.yaw_deg), crossview::deg2rad(r.pitch_deg),
                                         crossview::deg2rad(r.roll_deg)));
-  CHECK((H - s.H_derived_source).cwiseAbs().maxCoeff() < 1e-9);
+  const Eigen::Matrix3d T =
+      crossview::translation_homography<double>(Eigen::Vector2d(-double(r.crop.x), -double(r.crop.y)));
+  CHECK((T * H - s.H_derived_source).cwiseAbs().maxCoeff() < 1e-9);
+  CHECK(r.crop.width == s.derived_label.size(1));
+  CHECK(r.crop.height == s.derived_label.size(0));
+  CHECK(r.crop.width * r.crop.height < 80 * 40);
 }
 
 TEST_CASE("crossview-derive-vvd --help and a run on a fixture") {

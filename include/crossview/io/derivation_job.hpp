@@ -145,15 +145,17 @@ inline DeriveVVDReport derive_vvd_dataset(const std::vector<SegmentationFile>& f
 
 /// Derives a VVD dataset from SyntheticStreet scenes (SyntheticVVDDataset's scenes and views):
 /// the street-aligned renders are written as sources (OUT/sources/images, OUT/sources/labels, train
-/// ids), the derived views are real renders in the sampled direction, uncropped (a render has no
-/// fill pixels), with H = rotation_homography(K, R). `count` pairs, ids "synthetic_000000", ...
+/// ids), the derived views are real renders in the sampled direction cropped to what the source
+/// view sees, as the paper's protocol (and `scenes.vvd_crop()`, by default) asks, with
+/// H = T(-crop origin) * rotation_homography(K, R); with vvd_crop false, whole renders and H = K R
+/// K^-1. `count` pairs, ids "synthetic_000000", ...
 inline DeriveVVDReport derive_synthetic_vvd_dataset(const SyntheticStreetOptions& scenes, int64_t count,
                                                     const std::filesystem::path& out, const DeriveVVDOptions& options,
                                                     const DeriveVVDProgress& progress = {}) {
   TORCH_CHECK(count > 0, "derive_synthetic_vvd_dataset: count must be positive, got ", count);
   detail::prepare_derived_output(out, options);
   auto settings = scenes;
-  settings.size(count).seed(options.seed()).vvd_range(options.range());
+  settings.size(count).seed(options.seed()).vvd_range(options.range()).vvd_crop(false);
   if (options.focal() > 0.0) settings.focal(options.focal());
   SyntheticVVDDataset dataset(settings);
   const auto total = options.limit() > 0 ? std::min(options.limit(), count) : count;
@@ -163,7 +165,9 @@ inline DeriveVVDReport derive_synthetic_vvd_dataset(const SyntheticStreetOptions
     std::snprintf(id, sizeof(id), "synthetic_%06lld", static_cast<long long>(i));
     const bool skip = !options.force() && derived_pair_exists(out, id);
     if (!skip) {
-      const auto sample = dataset.get(std::size_t(i));
+      const auto whole = dataset.get(std::size_t(i));
+      Rect crop{0, 0, whole.derived_label.size(1), whole.derived_label.size(0)};
+      const auto sample = scenes.vvd_crop() ? crop_to_source_view(whole, &crop) : whole;
       const std::filesystem::path source_image = std::filesystem::path("sources/images") / (std::string(id) + ".png");
       const std::filesystem::path source_label = std::filesystem::path("sources/labels") / (std::string(id) + ".png");
       std::filesystem::create_directories(out / "sources/images");
@@ -172,11 +176,11 @@ inline DeriveVVDReport derive_synthetic_vvd_dataset(const SyntheticStreetOptions
       write_label(out / source_label, sample.label);
       DerivedView view;
       view.H_derived_source = sample.H_derived_source;
-      view.crop = Rect{0, 0, sample.derived_label.size(1), sample.derived_label.size(0)};
+      view.crop = crop;
       view.focal = settings.intrinsics().fx;
-      // Recover the angles of the sampled rotation R = K^-1 H K.
+      // Recover the angles of the sampled rotation R = K^-1 H K (of the whole view).
       const auto K = settings.intrinsics();
-      view.angles = euler_from_rotation(Eigen::Matrix3d(K.matrix_inverse() * sample.H_derived_source * K.matrix()));
+      view.angles = euler_from_rotation(Eigen::Matrix3d(K.matrix_inverse() * whole.H_derived_source * K.matrix()));
       const auto record = make_derived_record(id, source_image, source_label, LabelFormat::kTrainIds,
                                               kCityscapesNumClasses, view);
       write_derived_pair(out, record, sample.derived_image, sample.derived_label);
