@@ -9,7 +9,7 @@
 //   crossview-derive-vvd --dataset synthetic --out vvd-synthetic --limit 100
 #include <crossview/io/camvid.hpp>
 #include <crossview/io/cityscapes.hpp>
-#include <crossview/io/derive_vvd.hpp>
+#include <crossview/io/derivation_job.hpp>
 
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>

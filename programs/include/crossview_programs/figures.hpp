@@ -10,13 +10,15 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
-namespace crossview::train {
+namespace crossview_programs {
 
 /// Cityscapes' colours for train ids 0-18 (BGR), then a deterministic hash colour for the rest.
 inline cv::Vec3b class_colour(int64_t id) {
@@ -68,7 +70,7 @@ inline cv::Mat inconsistency_image(const torch::Tensor& disagree, const torch::T
   return out;
 }
 
-namespace detail {
+namespace drawing {
 
 /// Scales a tile to `height` rows (nearest for label-like images keeps class edges crisp).
 inline cv::Mat fit_height(const cv::Mat& m, int height) {
@@ -115,7 +117,7 @@ inline cv::Mat grid(const std::vector<std::vector<cv::Mat>>& rows) {
   return out;
 }
 
-}  // namespace detail
+}  // namespace drawing
 
 /// One evaluation sample shown in the figures: a rotated (VVD) view with its ground truth, and per
 /// variant the prediction and the inconsistency map in that view.
@@ -132,15 +134,15 @@ inline void write_segmentation_figure(const std::filesystem::path& path, const s
                                       const std::vector<std::string>& variants, int tile_height = 160) {
   std::vector<std::vector<cv::Mat>> rows;
   for (const auto& s : samples) {
-    std::vector<cv::Mat> row = {detail::captioned(detail::fit_height(image_to_bgr(s.image), tile_height), "VVD view"),
-                                detail::captioned(detail::fit_height(colorize_labels(s.label), tile_height),
+    std::vector<cv::Mat> row = {drawing::captioned(drawing::fit_height(image_to_bgr(s.image), tile_height), "VVD view"),
+                                drawing::captioned(drawing::fit_height(colorize_labels(s.label), tile_height),
                                                   "ground truth")};
     for (size_t v = 0; v < variants.size(); ++v) {
-      row.push_back(detail::captioned(detail::fit_height(colorize_labels(s.predictions[v]), tile_height), variants[v]));
+      row.push_back(drawing::captioned(drawing::fit_height(colorize_labels(s.predictions[v]), tile_height), variants[v]));
     }
     rows.push_back(row);
   }
-  if (!rows.empty()) cv::imwrite(path.string(), detail::grid(rows));
+  if (!rows.empty()) cv::imwrite(path.string(), drawing::grid(rows));
 }
 
 /// Fig. 5-like: rows = samples; columns = image, then per variant the inconsistency map with the
@@ -149,7 +151,7 @@ inline void write_inconsistency_figure(const std::filesystem::path& path, const 
                                        const std::vector<std::string>& variants, int tile_height = 160) {
   std::vector<std::vector<cv::Mat>> rows;
   for (const auto& s : samples) {
-    std::vector<cv::Mat> row = {detail::captioned(detail::fit_height(image_to_bgr(s.image), tile_height), "VVD view")};
+    std::vector<cv::Mat> row = {drawing::captioned(drawing::fit_height(image_to_bgr(s.image), tile_height), "VVD view")};
     for (size_t v = 0; v < variants.size(); ++v) {
       const double n_valid = s.valid[v].sum().item<double>();
       const double n_bad = (s.disagree[v] & s.valid[v]).sum().item<double>();
@@ -157,11 +159,11 @@ inline void write_inconsistency_figure(const std::filesystem::path& path, const 
       std::snprintf(caption, sizeof caption, "%s: %.1f%%", variants[v].c_str(),
                     n_valid > 0 ? 100.0 * n_bad / n_valid : 0.0);
       row.push_back(
-          detail::captioned(detail::fit_height(inconsistency_image(s.disagree[v], s.valid[v]), tile_height), caption));
+          drawing::captioned(drawing::fit_height(inconsistency_image(s.disagree[v], s.valid[v]), tile_height), caption));
     }
     rows.push_back(row);
   }
-  if (!rows.empty()) cv::imwrite(path.string(), detail::grid(rows));
+  if (!rows.empty()) cv::imwrite(path.string(), drawing::grid(rows));
 }
 
 /// Fig. 6-like: per-class IoU (0-100) bars, one colour per variant. NaN (class absent) draws no bar.
@@ -213,4 +215,70 @@ inline void write_class_iou_figure(const std::filesystem::path& path, const std:
   cv::imwrite(path.string(), img);
 }
 
-}  // namespace crossview::train
+/// One variant's paired differences to the baseline in the seed-difference figure.
+struct SeedDifferences {
+  std::string variant;
+  std::vector<double> per_seed;  ///< method - baseline, one value per seed
+  double mean{0}, lo{0}, hi{0};  ///< mean and 95 % t-interval
+};
+
+/// The multi-seed study at a glance: one panel per metric; in each, one row per variant with every
+/// seed's paired difference to the baseline (dots), their mean (a bar) and 95 % t-interval
+/// (whiskers), and a vertical line at zero. `panels` pairs a metric's caption with its rows.
+inline void write_seed_difference_figure(const std::filesystem::path& path, const std::string& title,
+                                         const std::vector<std::pair<std::string, std::vector<SeedDifferences>>>& panels) {
+  if (panels.empty()) return;
+  constexpr int kPanelW = 330, kRowH = 34, kLeft = 130, kTop = 56, kGap = 24, kAxis = 36;
+  size_t rows = 0;
+  for (const auto& p : panels) rows = std::max(rows, p.second.size());
+  if (rows == 0) return;
+  const int plot_h = int(rows) * kRowH;
+  const int width = kLeft + int(panels.size()) * (kPanelW + kGap);
+  const int height = kTop + plot_h + kAxis + 30;
+  cv::Mat img(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
+  const cv::Scalar black(0, 0, 0), grey(190, 190, 190), blue(180, 90, 20), red(40, 40, 210);
+  cv::putText(img, title, cv::Point(10, 22), cv::FONT_HERSHEY_SIMPLEX, 0.55, black, 1, cv::LINE_AA);
+  for (size_t r = 0; r < rows; ++r) {
+    const auto& name = panels.front().second.size() > r ? panels.front().second[r].variant : std::string();
+    cv::putText(img, name, cv::Point(8, kTop + int(r) * kRowH + kRowH / 2 + 5), cv::FONT_HERSHEY_SIMPLEX, 0.42, black,
+                1, cv::LINE_AA);
+  }
+  for (size_t p = 0; p < panels.size(); ++p) {
+    const int x0 = kLeft + int(p) * (kPanelW + kGap);
+    double lo = 0, hi = 0;  // the axis always shows zero
+    for (const auto& row : panels[p].second) {
+      for (double v : row.per_seed) lo = std::min(lo, v), hi = std::max(hi, v);
+      lo = std::min(lo, row.lo);
+      hi = std::max(hi, row.hi);
+    }
+    const double pad = 0.08 * std::max(hi - lo, 1.0);
+    lo -= pad;
+    hi += pad;
+    const auto px = [&](double v) { return x0 + int(std::lround((v - lo) / (hi - lo) * kPanelW)); };
+    cv::putText(img, panels[p].first, cv::Point(x0, kTop - 12), cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1,
+                cv::LINE_AA);
+    cv::rectangle(img, cv::Rect(x0, kTop, kPanelW, plot_h), grey, 1);
+    cv::line(img, cv::Point(px(0.0), kTop), cv::Point(px(0.0), kTop + plot_h), black, 1);
+    // Axis ticks: the ends and zero, in metric points.
+    for (double t : {lo, 0.0, hi}) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%+.1f", t);
+      cv::putText(img, buf, cv::Point(std::min(px(t) - 14, x0 + kPanelW - 40), kTop + plot_h + 16),
+                  cv::FONT_HERSHEY_SIMPLEX, 0.38, black, 1, cv::LINE_AA);
+    }
+    for (size_t r = 0; r < panels[p].second.size(); ++r) {
+      const auto& row = panels[p].second[r];
+      const int y = kTop + int(r) * kRowH + kRowH / 2;
+      for (double v : row.per_seed) cv::circle(img, cv::Point(px(v), y - 6), 3, blue, cv::FILLED, cv::LINE_AA);
+      cv::line(img, cv::Point(px(row.lo), y + 6), cv::Point(px(row.hi), y + 6), red, 2);
+      cv::line(img, cv::Point(px(row.lo), y + 1), cv::Point(px(row.lo), y + 11), red, 2);
+      cv::line(img, cv::Point(px(row.hi), y + 1), cv::Point(px(row.hi), y + 11), red, 2);
+      cv::rectangle(img, cv::Rect(px(row.mean) - 2, y + 1, 5, 11), red, cv::FILLED);
+    }
+  }
+  cv::putText(img, "dots: seeds (method - baseline, points); red: mean and 95% t-interval", cv::Point(10, height - 10),
+              cv::FONT_HERSHEY_SIMPLEX, 0.4, black, 1, cv::LINE_AA);
+  cv::imwrite(path.string(), img);
+}
+
+}  // namespace crossview_programs

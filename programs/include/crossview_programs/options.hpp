@@ -10,6 +10,7 @@
 /// wins over both.
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -20,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-namespace crossview::train {
+namespace crossview_programs {
 
 /// The rows of the paper's Table 1, in its order.
 inline const std::vector<std::string>& all_variants() {
@@ -57,8 +58,10 @@ struct ModelOptions {
   int depth{50};                 ///< ResNet depth: 18, 34, 50, 101
   double width{1.0};             ///< width multiplier of the backbone (and the PSP head)
   bool deep_stem{true};          ///< three 3x3 convs instead of the 7x7 stem (ResNetV1c)
-  std::string ggdc_blocks{"every"};  ///< where GGDC goes when a variant uses it: every | last
-  int64_t num_classes{19};
+  bool ggdc{false};              ///< GGDC in the residual blocks (set per variant, see model_options)
+  std::string ggdc_blocks{"every"};    ///< where GGDC goes: every | last (block of each stage)
+  std::string ggdc_gradient{"sobel"};  ///< GGDC's gradient operator: sobel (the paper) | scharr | central
+  int64_t ggdc_head_channels{0};       ///< hidden width of GGDC's offset head (0: one conv, the paper)
   std::string pretrained;        ///< torchvision ResNet weights exported from Python (optional)
 };
 
@@ -72,6 +75,7 @@ struct TrainOptions {
   double yaw_deg{30.0}, pitch_deg{15.0}, roll_deg{3.0};  ///< VVD sampling ranges (paper Sec. 3.1)
   int64_t synthetic_train_images{0};  ///< synthetic: size of the rendered training pool
   int64_t eval_images{0};             ///< evaluation images (0: the whole split)
+  std::string eval_split{"test"};     ///< test (report) | val (choose settings; never tune on test)
   int64_t eval_height{0}, eval_width{0};  ///< synthetic: evaluation image size
   // model
   ModelOptions model;
@@ -87,10 +91,13 @@ struct TrainOptions {
   double aux_weight{0.4};
   double closs_alpha{1.0};
   double closs_start{0.5};  ///< fraction of the iterations after which the consistency loss is on
-  std::string closs_layers{"all"};  ///< all | last: stage outputs the consistency loss compares
+  std::string closs_layers{"blocks"};  ///< blocks (every residual block, the paper) | stages | last
+  double warmup{0.0};          ///< fraction of the iterations trained once, shared by every variant (synthetic 0.5)
+  double offset_lr_mult{0.1};  ///< learning-rate multiplier of GGDC's offset heads
   // run
   std::vector<std::string> variants{all_variants()};
   uint64_t seed{1};
+  std::string seeds;  ///< paired multi-seed study: "A-B" or "a,b,c" (empty: one run with `seed`)
   std::string device{"cpu"};
   int threads{0};
   std::string out{"crossview-out"};
@@ -101,8 +108,6 @@ struct TrainOptions {
   bool quiet{false};
 };
 
-namespace detail {
-
 /// Applies `value` to an option unless the user gave it on the command line.
 struct PresetEntry {
   const char* flag;
@@ -112,24 +117,23 @@ struct PresetEntry {
 /// The embedded default: SyntheticStreet, a small backbone, CPU-sized.
 inline std::vector<PresetEntry> synthetic_preset() {
   return {
-      {"--iterations", [](TrainOptions& o) { o.iterations = 1000; }},
+      {"--iterations", [](TrainOptions& o) { o.iterations = 1600; }},
       {"--batch", [](TrainOptions& o) { o.batch = 8; }},
       {"--crop", [](TrainOptions& o) { o.crop = 96; }},
-      {"--lr", [](TrainOptions& o) { o.lr = 0.02; }},
+      {"--lr", [](TrainOptions& o) { o.lr = 0.05; }},  // chosen on the validation scenes (README)
       {"--scale-min", [](TrainOptions& o) { o.scale_min = 1.0; }},
       {"--scale-max", [](TrainOptions& o) { o.scale_max = 1.0; }},
       {"--depth", [](TrainOptions& o) { o.model.depth = 18; }},
       {"--width", [](TrainOptions& o) { o.model.width = 0.25; }},
       {"--deep-stem", [](TrainOptions& o) { o.model.deep_stem = false; }},
       {"--checkpoint-every", [](TrainOptions& o) { o.checkpoint_every = 100; }},
-      {"--train-images", [](TrainOptions& o) { o.synthetic_train_images = 160; }},
-      {"--eval-images", [](TrainOptions& o) { o.eval_images = 48; }},
+      {"--warmup", [](TrainOptions& o) { o.warmup = 0.5; }},
+      {"--train-images", [](TrainOptions& o) { o.synthetic_train_images = 640; }},
+      {"--eval-images", [](TrainOptions& o) { o.eval_images = 192; }},
       {"--eval-height", [](TrainOptions& o) { o.eval_height = 128; }},
       {"--eval-width", [](TrainOptions& o) { o.eval_width = 256; }},
   };
 }
-
-}  // namespace detail
 
 /// Registers the dataset flags (shared by crossview-train and crossview-eval), bound to `o`.
 inline void add_data_options(CLI::App& app, TrainOptions& o) {
@@ -146,8 +150,13 @@ inline void add_data_options(CLI::App& app, TrainOptions& o) {
   app.add_option("--yaw", o.yaw_deg, "VVD yaw half-range, degrees")->capture_default_str();
   app.add_option("--pitch", o.pitch_deg, "VVD pitch half-range, degrees")->capture_default_str();
   app.add_option("--roll", o.roll_deg, "VVD roll half-range, degrees")->capture_default_str();
-  app.add_option("--train-images", o.synthetic_train_images, "synthetic: rendered training images (default 160)");
-  app.add_option("--eval-images", o.eval_images, "evaluation images, 0 = the whole split (synthetic default 48)");
+  app.add_option("--train-images", o.synthetic_train_images, "synthetic: rendered training images (default 640)");
+  app.add_option("--eval-images", o.eval_images, "evaluation images, 0 = the whole split (synthetic default 192)");
+  app.add_option("--eval-split", o.eval_split,
+                 "test: the split results are reported on | val: validation scenes (synthetic: other scenes; "
+                 "CamVid: val, training on train only) for choosing settings")
+      ->check(CLI::IsMember({"test", "val"}))
+      ->capture_default_str();
   app.add_option("--eval-height", o.eval_height, "synthetic: evaluation image height (default 128)");
   app.add_option("--eval-width", o.eval_width, "synthetic: evaluation image width (default 256)");
 }
@@ -167,9 +176,17 @@ inline void add_train_options(CLI::App& app, TrainOptions& o) {
                  "| last (last block of each stage)")
       ->check(CLI::IsMember({"every", "last"}))
       ->capture_default_str();
+  app.add_option("--ggdc-gradient", o.model.ggdc_gradient,
+                 "GGDC's gradient operator: sobel (the paper) | scharr | central")
+      ->check(CLI::IsMember({"sobel", "scharr", "central"}))
+      ->capture_default_str();
+  app.add_option("--ggdc-head-channels", o.model.ggdc_head_channels,
+                 "hidden width of GGDC's offset head (0: a single conv, the paper's)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--pretrained", o.model.pretrained, "torchvision ResNet weights exported from Python");
 
-  app.add_option("--iterations", o.iterations, "training iterations (paper 90000; synthetic default 1000)")
+  app.add_option("--iterations", o.iterations, "training iterations (paper 90000; synthetic default 1600)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--batch", o.batch,
@@ -186,7 +203,7 @@ inline void add_train_options(CLI::App& app, TrainOptions& o) {
   app.add_option("--scale-max", o.scale_max, "random rescaling of training images, upper end (synthetic default 1)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--lr", o.lr, "base learning rate (paper 0.01; synthetic default 0.02)")->capture_default_str();
+  app.add_option("--lr", o.lr, "base learning rate (paper 0.01; synthetic default 0.05)")->capture_default_str();
   app.add_option("--poly-power", o.poly_power, "poly decay power")->capture_default_str();
   app.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay, "SGD weight decay")->capture_default_str();
@@ -196,8 +213,19 @@ inline void add_train_options(CLI::App& app, TrainOptions& o) {
                  "fraction of the iterations after which the consistency loss is switched on (paper 0.5)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
-  app.add_option("--closs-layers", o.closs_layers, "stage outputs the consistency loss compares: all | last")
-      ->check(CLI::IsMember({"all", "last"}))
+  app.add_option("--closs-layers", o.closs_layers,
+                 "feature maps the consistency loss compares: blocks (every residual block's output, the paper) | "
+                 "stages (the four stage outputs) | last (the last stage's)")
+      ->check(CLI::IsMember({"blocks", "stages", "last"}))
+      ->capture_default_str();
+  app.add_option("--warmup", o.warmup,
+                 "fraction of the iterations trained once with the baseline's recipe and shared by every variant "
+                 "(0: each variant trains from scratch; synthetic default 0.5)")
+      ->check(CLI::Range(0.0, 0.95))
+      ->capture_default_str();
+  app.add_option("--offset-lr-mult", o.offset_lr_mult,
+                 "learning-rate multiplier of GGDC's offset heads (deformable-convolution practice: 0.1)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
 
   app.add_option("--variants", o.variants, "Table 1 rows to train: baseline vvd vvd+closs vvd+ggdc+closs")
@@ -205,6 +233,11 @@ inline void add_train_options(CLI::App& app, TrainOptions& o) {
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--seed", o.seed, "seed of every variant (data order, initialisation)")->capture_default_str();
+  app.add_option("--seeds", o.seeds,
+                 "paired multi-seed study, e.g. 1-6: every variant trained with each seed (OUT/seed_<s>/), then the "
+                 "mean +- se of each metric and the 95 % t-interval of each paired difference to the baseline, and a "
+                 "bootstrap over scenes")
+      ->excludes("--seed");
   app.add_option("--checkpoint-every", o.checkpoint_every,
                  "iterations between checkpoints (paper-scale default 1000; synthetic default 100)")
       ->check(CLI::PositiveNumber);
@@ -227,7 +260,7 @@ inline void add_run_options(CLI::App& app, TrainOptions& o) {
 /// After parsing: fills in the dataset's defaults for every flag not given, and checks the rest.
 inline void finalize_train_options(const CLI::App& app, TrainOptions& o) {
   if (o.dataset == "synthetic") {
-    for (const auto& entry : detail::synthetic_preset()) {
+    for (const auto& entry : synthetic_preset()) {
       const auto* option = app.get_option_no_throw(entry.flag);
       if (option == nullptr || option->count() == 0) entry.apply(o);
     }
@@ -244,4 +277,127 @@ inline void finalize_train_options(const CLI::App& app, TrainOptions& o) {
   o.variants = ordered;
 }
 
-}  // namespace crossview::train
+/// The model of a variant: `o.model` with GGDC switched on or off as the variant says.
+inline ModelOptions model_options(const TrainOptions& o, const VariantSpec& spec) {
+  ModelOptions m = o.model;
+  m.ggdc = spec.ggdc;
+  return m;
+}
+
+// ---- JSON: one (de)serialisation of the options, used by checkpoints, results.json and eval ------
+
+inline void to_json(nlohmann::json& j, const ModelOptions& m) {
+  j = {{"depth", m.depth},
+       {"width", m.width},
+       {"deep_stem", m.deep_stem},
+       {"ggdc", m.ggdc},
+       {"ggdc_blocks", m.ggdc_blocks},
+       {"ggdc_gradient", m.ggdc_gradient},
+       {"ggdc_head_channels", m.ggdc_head_channels},
+       {"pretrained", m.pretrained}};
+}
+
+/// Reads what to_json wrote; keys that are absent keep `m`'s values.
+inline void from_json(const nlohmann::json& j, ModelOptions& m) {
+  m.depth = j.value("depth", m.depth);
+  m.width = j.value("width", m.width);
+  m.deep_stem = j.value("deep_stem", m.deep_stem);
+  m.ggdc = j.value("ggdc", m.ggdc);
+  m.ggdc_blocks = j.value("ggdc_blocks", m.ggdc_blocks);
+  m.ggdc_gradient = j.value("ggdc_gradient", m.ggdc_gradient);
+  m.ggdc_head_channels = j.value("ggdc_head_channels", m.ggdc_head_channels);
+  m.pretrained = j.value("pretrained", m.pretrained);
+}
+
+/// The options in sections: "data" and "training" (everything that changes the weights a run
+/// reaches: checkpoints compare them before --resume), "model", "evaluation" and "run" (where and
+/// how the program runs; no effect on the weights).
+inline void to_json(nlohmann::json& j, const TrainOptions& o) {
+  j = {{"data",
+        {{"dataset", o.dataset},
+         {"root", o.root},
+         {"focal", o.focal},
+         {"yaw_deg", o.yaw_deg},
+         {"pitch_deg", o.pitch_deg},
+         {"roll_deg", o.roll_deg},
+         {"train_images", o.synthetic_train_images},
+         {"eval_split", o.eval_split}}},  // CamVid trains on train alone when it evaluates on val
+       {"model", o.model},
+       {"training",
+        {{"iterations", o.iterations},
+         {"batch", o.batch},
+         {"crop", o.crop},
+         {"scale_min", o.scale_min},
+         {"scale_max", o.scale_max},
+         {"lr", o.lr},
+         {"poly_power", o.poly_power},
+         {"momentum", o.momentum},
+         {"weight_decay", o.weight_decay},
+         {"aux_weight", o.aux_weight},
+         {"closs_alpha", o.closs_alpha},
+         {"closs_start", o.closs_start},
+         {"closs_layers", o.closs_layers},
+         {"warmup", o.warmup},
+         {"offset_lr_mult", o.offset_lr_mult},
+         {"seed", o.seed}}},
+       {"evaluation",
+        {{"vvd_root", o.vvd_root},
+         {"eval_images", o.eval_images},
+         {"eval_height", o.eval_height},
+         {"eval_width", o.eval_width}}},
+       {"run",
+        {{"variants", o.variants},
+         {"seeds", o.seeds},
+         {"device", o.device},
+         {"threads", o.threads},
+         {"out", o.out},
+         {"checkpoint_every", o.checkpoint_every},
+         {"figure_samples", o.figure_samples}}}};
+}
+
+/// Reads what to_json wrote; absent sections and keys keep `o`'s values.
+inline void from_json(const nlohmann::json& j, TrainOptions& o) {
+  const auto section = [&](const char* name) { return j.contains(name) ? j.at(name) : nlohmann::json::object(); };
+  const auto d = section("data");
+  o.dataset = d.value("dataset", o.dataset);
+  o.root = d.value("root", o.root);
+  o.focal = d.value("focal", o.focal);
+  o.yaw_deg = d.value("yaw_deg", o.yaw_deg);
+  o.pitch_deg = d.value("pitch_deg", o.pitch_deg);
+  o.roll_deg = d.value("roll_deg", o.roll_deg);
+  o.synthetic_train_images = d.value("train_images", o.synthetic_train_images);
+  o.eval_split = d.value("eval_split", o.eval_split);
+  if (j.contains("model")) j.at("model").get_to(o.model);
+  const auto t = section("training");
+  o.iterations = t.value("iterations", o.iterations);
+  o.batch = t.value("batch", o.batch);
+  o.crop = t.value("crop", o.crop);
+  o.scale_min = t.value("scale_min", o.scale_min);
+  o.scale_max = t.value("scale_max", o.scale_max);
+  o.lr = t.value("lr", o.lr);
+  o.poly_power = t.value("poly_power", o.poly_power);
+  o.momentum = t.value("momentum", o.momentum);
+  o.weight_decay = t.value("weight_decay", o.weight_decay);
+  o.aux_weight = t.value("aux_weight", o.aux_weight);
+  o.closs_alpha = t.value("closs_alpha", o.closs_alpha);
+  o.closs_start = t.value("closs_start", o.closs_start);
+  o.closs_layers = t.value("closs_layers", o.closs_layers);
+  o.warmup = t.value("warmup", o.warmup);
+  o.offset_lr_mult = t.value("offset_lr_mult", o.offset_lr_mult);
+  o.seed = t.value("seed", o.seed);
+  const auto e = section("evaluation");
+  o.vvd_root = e.value("vvd_root", o.vvd_root);
+  o.eval_images = e.value("eval_images", o.eval_images);
+  o.eval_height = e.value("eval_height", o.eval_height);
+  o.eval_width = e.value("eval_width", o.eval_width);
+  const auto r = section("run");
+  o.variants = r.value("variants", o.variants);
+  o.seeds = r.value("seeds", o.seeds);
+  o.device = r.value("device", o.device);
+  o.threads = r.value("threads", o.threads);
+  o.out = r.value("out", o.out);
+  o.checkpoint_every = r.value("checkpoint_every", o.checkpoint_every);
+  o.figure_samples = r.value("figure_samples", o.figure_samples);
+}
+
+}  // namespace crossview_programs

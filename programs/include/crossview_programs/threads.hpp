@@ -17,7 +17,7 @@
 #include <thread>
 #include <unistd.h>
 
-namespace crossview::train {
+namespace crossview_programs {
 
 /// Re-executes the program with OMP_WAIT_POLICY=PASSIVE unless the variable is set already (a
 /// user's own choice is kept). Returns only when nothing had to be done or the exec failed (then
@@ -35,4 +35,4 @@ inline int set_cpu_threads(int threads) {
   return threads;
 }
 
-}  // namespace crossview::train
+}  // namespace crossview_programs

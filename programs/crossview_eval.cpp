@@ -9,13 +9,12 @@
 // The network is rebuilt from the configuration stored in each checkpoint (variant, ResNet depth,
 // width, GGDC placement, classes).
 
-#include "train/checkpoint.hpp"
-#include "train/datasets.hpp"
-#include "train/evaluate.hpp"
-#include "train/model.hpp"
-#include "train/options.hpp"
-#include "train/threads.hpp"
-#include "train/report.hpp"
+#include <crossview_programs/datasets.hpp>
+#include <crossview_programs/evaluate.hpp>
+#include <crossview_programs/options.hpp>
+#include <crossview_programs/threads.hpp>
+#include <crossview_programs/report.hpp>
+#include <crossview_programs/trained_network.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -27,71 +26,43 @@
 #include <string>
 #include <vector>
 
-namespace ct = crossview::train;
+namespace cp = crossview_programs;
 
 namespace {
 
-/// A network rebuilt from a checkpoint's stored configuration, with its weights.
-struct LoadedNetwork {
-  std::string name;
-  ct::Network network{nullptr};
-  int64_t iterations{0};
-  double train_seconds{0};
-  int64_t num_classes{0};
-};
-
-LoadedNetwork load_network(const std::string& path, torch::Device device) {
-  const auto meta = ct::read_checkpoint_meta(path);
-  const auto config = nlohmann::json::parse(meta.config_json);
-  ct::ModelOptions m;
-  m.depth = config.at("depth").get<int>();
-  m.width = config.at("width").get<double>();
-  m.deep_stem = config.at("deep_stem").get<bool>();
-  m.ggdc_blocks = config.at("ggdc_blocks").get<std::string>();
-  LoadedNetwork loaded;
-  loaded.name = config.at("variant").get<std::string>();
-  loaded.num_classes = config.at("num_classes").get<int64_t>();
-  loaded.network = ct::make_network(m, loaded.num_classes, config.at("ggdc").get<bool>());
-  loaded.network->to(device);
-  ct::load_checkpoint(path, *loaded.network, nullptr, device);
-  loaded.iterations = meta.iteration;
-  loaded.train_seconds = meta.train_seconds;
-  return loaded;
-}
-
-int run(const ct::TrainOptions& o, const std::vector<std::string>& checkpoints) {
-  ct::set_cpu_threads(o.threads);
+int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints) {
+  cp::set_cpu_threads(o.threads);
   if (o.device == "cuda" && !torch::cuda::is_available()) {
     throw std::runtime_error("--device cuda: no CUDA device is available");
   }
   const torch::Device device(o.device == "cuda" ? torch::kCUDA : torch::kCPU);
   std::filesystem::create_directories(o.out);
-  const auto data = ct::load_dataset(o, /*with_train=*/false);
-  std::vector<ct::VariantResult> results;
-  std::vector<ct::Evaluation> evaluations;
+  const auto data = cp::load_dataset(o, /*with_train=*/false);
+  std::vector<cp::VariantResult> results;
+  std::vector<cp::Evaluation> evaluations;
   std::vector<std::string> names;
   for (const auto& path : checkpoints) {
-    auto loaded = load_network(path, device);
+    auto loaded = cp::load_trained_network(path, device);
     if (loaded.num_classes != data.num_classes) {
       throw std::runtime_error(path + " predicts " + std::to_string(loaded.num_classes) + " classes, the " +
                                data.name + " data has " + std::to_string(data.num_classes));
     }
-    auto evaluation = ct::evaluate(loaded.network, data, device, size_t(o.figure_samples));
-    evaluation.result.name = loaded.name;
+    auto evaluation = cp::evaluate(loaded.network, data, device, size_t(o.figure_samples));
+    evaluation.result.name = loaded.variant;
     evaluation.result.iterations = loaded.iterations;
     evaluation.result.train_seconds = loaded.train_seconds;
     const auto& r = evaluation.result;
     std::fprintf(stderr, "%s (%s): original mIoU %.2f | VVD mIoU %.2f | CVC mIoU %.2f | CVC pixAcc %.2f\n",
-                 loaded.name.c_str(), path.c_str(), r.seg_miou_original, r.seg_miou_vvd, r.cvc_miou, r.cvc_pixacc);
-    names.push_back(loaded.name);
+                 loaded.variant.c_str(), path.c_str(), r.seg_miou_original, r.seg_miou_vvd, r.cvc_miou, r.cvc_pixacc);
+    names.push_back(loaded.variant);
     results.push_back(r);
     evaluations.push_back(std::move(evaluation));
   }
-  ct::print_table(stdout, data.name, results);
-  ct::write_results_json(std::filesystem::path(o.out) / "eval.json", data.name, results,
+  cp::print_table(stdout, data.name, results);
+  cp::write_results_json(std::filesystem::path(o.out) / "eval.json", data.name, results,
                          {{"checkpoints", checkpoints}, {"class_names", data.class_names}, {"focal", data.focal},
                           {"eval_pairs", data.eval_size}});
-  ct::write_figures(o.out, data, names, evaluations, size_t(o.figure_samples));
+  cp::write_figures(o.out, data, names, evaluations, size_t(o.figure_samples));
   std::printf("wrote %s/eval.json, fig4_segmentation.png, fig5_inconsistency.png, fig6_class_iou.png\n",
               o.out.c_str());
   return 0;
@@ -100,19 +71,19 @@ int run(const ct::TrainOptions& o, const std::vector<std::string>& checkpoints) 
 }  // namespace
 
 int main(int argc, char** argv) {
-  ct::use_passive_openmp_waiting(argv);
+  cp::use_passive_openmp_waiting(argv);
   CLI::App app{"crossview-eval: segmentation and cross-view consistency (CVC) of trained crossview-train checkpoints."};
-  ct::TrainOptions options;
+  cp::TrainOptions options;
   options.out = "crossview-eval-out";
   std::vector<std::string> checkpoints;
   app.add_option("--checkpoint", checkpoints, "model.pt or checkpoint.pt written by crossview-train (repeatable)")
       ->required()
       ->check(CLI::ExistingFile);
-  ct::add_data_options(app, options);
-  ct::add_run_options(app, options);
+  cp::add_data_options(app, options);
+  cp::add_run_options(app, options);
   try {
     app.parse(argc, argv);
-    ct::finalize_train_options(app, options);
+    cp::finalize_train_options(app, options);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

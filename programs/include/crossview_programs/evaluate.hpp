@@ -6,10 +6,10 @@
 /// pair's homography, nearest; pixels without a correspondence left out), as mIoU and pixel
 /// accuracy (crossview::cross_view_consistency).
 
-#include "data.hpp"
-#include "figures.hpp"
-#include "model.hpp"
-#include "report.hpp"
+#include <crossview_programs/data.hpp>
+#include <crossview_programs/figures.hpp>
+#include <crossview_programs/model.hpp>
+#include <crossview_programs/report.hpp>
 
 #include <crossview/geometry.hpp>
 #include <crossview/metrics/confusion_matrix.hpp>
@@ -21,12 +21,12 @@
 #include <string>
 #include <vector>
 
-namespace crossview::train {
+namespace crossview_programs {
 
 /// Class prediction [H, W] int64 (CPU) of one image [3, H, W] float in [0, 1].
 inline torch::Tensor predict(Network& network, const torch::Tensor& image, torch::Device device) {
   torch::NoGradGuard no_grad;
-  const auto out = network->forward(normalize_images(image.unsqueeze(0)).to(device));
+  const auto out = network->forward(crossview::normalize_imagenet(image.unsqueeze(0)).to(device));
   return out.logits.argmax(1).squeeze(0).to(torch::kCPU, torch::kInt64);
 }
 
@@ -43,35 +43,59 @@ struct Evaluation {
   std::vector<PairPredictions> kept;
 };
 
-/// Evaluates `network` on every pair of the dataset's evaluation split (eval mode, no gradients).
+/// Evaluates `network` on every pair of the dataset's evaluation split (eval mode, no gradients):
+/// segmentation of the original and the VVD views and CVC under the paper's protocol (the VVD
+/// view cropped to what the original view sees), the same for the whole rotated view where the
+/// dataset has one, and every scene's confusion matrices (for bootstrapping over scenes).
 inline Evaluation evaluate(Network& network, const Dataset& data, torch::Device device, size_t keep) {
   network->eval();
   const int64_t num_classes = data.num_classes;
+  using crossview::ConfusionMatrix;
   ConfusionMatrix seg_original(num_classes, 255), seg_vvd(num_classes, 255), cvc(num_classes, 255);
+  ConfusionMatrix seg_whole(num_classes, 255), cvc_whole(num_classes, 255);
   Evaluation evaluation;
+  auto& r = evaluation.result;
   for (int64_t i = 0; i < data.eval_size; ++i) {
     const auto pair = data.eval_pair(i);
     const auto pred_original = predict(network, pair.original.image, device);
     const auto pred_vvd = predict(network, pair.vvd.image, device);
-    seg_original.update(pred_original, pair.original.label);
-    seg_vvd.update(pred_vvd, pair.vvd.label);
+    ConfusionMatrix scene_original(num_classes, 255), scene_vvd(num_classes, 255), scene_cvc(num_classes, 255);
+    scene_original.update(pred_original, pair.original.label);
+    scene_vvd.update(pred_vvd, pair.vvd.label);
     // CVC (Sec. 4.2): every VVD-view pixel whose centre maps into the original view is scored
     // against the original's prediction at its correspondence (nearest).
-    cross_view_consistency(pred_vvd, pred_original, inverse_homography(pair.H_vvd_orig), cvc);
+    crossview::cross_view_consistency(pred_vvd, pred_original, crossview::inverse_homography(pair.H_vvd_orig),
+                                      scene_cvc);
+    seg_original.merge(scene_original);
+    seg_vvd.merge(scene_vvd);
+    cvc.merge(scene_cvc);
+    r.scene_original.push_back(scene_original.matrix());
+    r.scene_vvd.push_back(scene_vvd.matrix());
+    r.scene_cvc.push_back(scene_cvc.matrix());
+    if (pair.vvd_whole.image.defined()) {
+      const auto pred_whole = predict(network, pair.vvd_whole.image, device);
+      seg_whole.update(pred_whole, pair.vvd_whole.label);
+      crossview::cross_view_consistency(pred_whole, pred_original, crossview::inverse_homography(pair.H_whole_orig),
+                                        cvc_whole);
+    }
     if (size_t(i) < keep) {
       // The same comparison as a map in the VVD view (Fig. 5): the original's prediction carried
       // over by nearest-neighbour warping, 255 where there is no correspondence.
-      const SizeHW hw{pred_vvd.size(0), pred_vvd.size(1)};
-      const auto carried = warp_labels(pred_original, pair.H_vvd_orig, hw, 255);
+      const crossview::SizeHW hw{pred_vvd.size(0), pred_vvd.size(1)};
+      const auto carried = crossview::warp_labels(pred_original, pair.H_vvd_orig, hw, 255);
       const auto valid = carried != 255;
       evaluation.kept.push_back({pred_vvd, (pred_vvd != carried) & valid, valid});
     }
   }
-  auto& r = evaluation.result;
   r.seg_miou_original = 100.0 * seg_original.mean_iou();
   r.seg_miou_vvd = 100.0 * seg_vvd.mean_iou();
   r.cvc_miou = 100.0 * cvc.mean_iou();
   r.cvc_pixacc = 100.0 * cvc.pixel_accuracy();
+  if (seg_whole.total() > 0) {
+    r.seg_miou_vvd_whole = 100.0 * seg_whole.mean_iou();
+    r.cvc_miou_whole = 100.0 * cvc_whole.mean_iou();
+    r.cvc_pixacc_whole = 100.0 * cvc_whole.pixel_accuracy();
+  }
   const auto to_percent = [](const torch::Tensor& iou) {
     std::vector<double> out;
     const auto a = iou.to(torch::kFloat64).contiguous();
@@ -80,6 +104,7 @@ inline Evaluation evaluate(Network& network, const Dataset& data, torch::Device 
   };
   r.iou_original = to_percent(seg_original.iou());
   r.iou_vvd = to_percent(seg_vvd.iou());
+  r.mean_abs_offsets = mean_abs_offsets(*network);
   return evaluation;
 }
 
@@ -111,4 +136,4 @@ inline void write_figures(const std::filesystem::path& dir, const Dataset& data,
                          data.class_names, names, iou);
 }
 
-}  // namespace crossview::train
+}  // namespace crossview_programs

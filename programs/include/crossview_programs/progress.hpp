@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-namespace crossview::train {
+namespace crossview_programs {
 
 /// Named loss terms of one iteration, in a fixed order (e.g. {"ce", 0.7}, {"aux", 0.3}).
 using LossTerms = std::vector<std::pair<std::string, double>>;
@@ -124,4 +124,4 @@ class CsvLog {
   std::ofstream out_;
 };
 
-}  // namespace crossview::train
+}  // namespace crossview_programs

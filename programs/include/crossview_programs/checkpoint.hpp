@@ -17,7 +17,7 @@
 #include <string>
 #include <unistd.h>
 
-namespace crossview::train {
+namespace crossview_programs {
 
 /// What a checkpoint records besides the tensors.
 struct CheckpointMeta {
@@ -81,4 +81,4 @@ inline CheckpointMeta load_checkpoint(const std::filesystem::path& path, torch::
   return read_checkpoint_meta(path);
 }
 
-}  // namespace crossview::train
+}  // namespace crossview_programs

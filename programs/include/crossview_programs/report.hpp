@@ -1,0 +1,222 @@
+#pragma once
+/// \file
+/// Table 1 in the paper's layout (with the paper's Cityscapes / PSPNet50 figures beside ours) and
+/// results.json (schema in DESIGN.md; percentages 0-100).
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace crossview_programs {
+
+/// The evaluation of one trained variant. Percentages 0-100.
+struct VariantResult {
+  std::string name;
+  double seg_miou_original{0};  ///< segmentation mIoU on the original (street-aligned) views
+  double seg_miou_vvd{0};       ///< segmentation mIoU on the VVD (rotated) views
+  double cvc_miou{0};           ///< cross-view consistency mIoU between corresponding predictions
+  double cvc_pixacc{0};         ///< cross-view consistency pixel accuracy
+  int64_t iterations{0};
+  double train_seconds{0};
+  std::vector<double> iou_original;  ///< per-class IoU (NaN: class absent from the split)
+  std::vector<double> iou_vvd;
+  /// The whole rotated view instead of its crop (SyntheticStreet only; NaN elsewhere).
+  double seg_miou_vvd_whole{std::numeric_limits<double>::quiet_NaN()};
+  double cvc_miou_whole{std::numeric_limits<double>::quiet_NaN()};
+  double cvc_pixacc_whole{std::numeric_limits<double>::quiet_NaN()};
+  /// Every evaluation scene's confusion matrices [K, K] int64 (rows: ground truth, or the original
+  /// view's prediction for CVC), in scene order: the material of a bootstrap over scenes.
+  std::vector<torch::Tensor> scene_original, scene_vvd, scene_cvc;
+  /// Mean |offset| (pixels) of each GGDC layer over the last evaluated image, by layer name.
+  std::vector<std::pair<std::string, double>> mean_abs_offsets;
+};
+
+/// A row of the paper's figures for a dataset: VVD mIoU, CVC mIoU, CVC pixAcc (NaN where the
+/// paper gives none), mIoU on the original views.
+struct PaperRow {
+  double vvd_miou, cvc_miou, cvc_pixacc, seg_miou_original;
+};
+
+/// The paper's table for `dataset` (Table 1, Cityscapes / PSPNet50; Table 4, CamVid / PSPNet50
+/// pretrained on Cityscapes, which gives no pixel accuracy) and its caption; the paper quotes the
+/// baseline and the full method only. None for SyntheticStreet: its figures are not comparable.
+struct PaperTable {
+  std::string caption;
+  std::optional<PaperRow> baseline, full;
+};
+inline std::optional<PaperTable> paper_table(const std::string& dataset) {
+  constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+  if (dataset == "cityscapes") {
+    return PaperTable{"the paper's Table 1, Cityscapes / PSPNet50", PaperRow{72.79, 82.75, 97.32, 76.57},
+                      PaperRow{77.32, 87.62, 97.94, 77.50}};
+  }
+  if (dataset == "camvid") {
+    return PaperTable{"the paper's Table 4, CamVid / PSPNet50 from Cityscapes", PaperRow{74.08, 83.89, kNone, 77.32},
+                      PaperRow{76.33, 86.88, kNone, 77.39}};
+  }
+  return std::nullopt;
+}
+
+/// Prints Table 1: one row per variant, ours and (in brackets) the paper's for the same dataset,
+/// then the gains of the full method over the baseline when both were trained. On synthetic data
+/// the paper's Cityscapes figures are named below the table, not inside it. Datasets with a whole
+/// rotated view get two more columns: VVD and CVC mIoU on the whole view (a second protocol).
+inline void print_table(std::FILE* out, const std::string& dataset, const std::vector<VariantResult>& rows) {
+  const auto paper = paper_table(dataset);
+  bool whole = false;
+  for (const auto& r : rows) whole = whole || r.seg_miou_vvd_whole == r.seg_miou_vvd_whole;
+  std::fprintf(out, "\nTable 1 on %s%s%s%s\n", dataset.c_str(),
+               paper ? " (in brackets: " : " (VVD views cropped to what the original view sees, Sec. 4.2)",
+               paper ? paper->caption.c_str() : "", paper ? ")" : "");
+  const int width = paper ? 17 : 8;
+  std::fprintf(out, "%-16s | %-*s | %-*s | %-*s | %-*s", "method", width, "VVD mIoU", width, "CVC mIoU", width,
+               "CVC pixAcc", width, "orig mIoU");
+  if (whole) std::fprintf(out, " | %-14s | %-14s", "VVD mIoU whole", "CVC mIoU whole");
+  std::fprintf(out, "\n");
+  auto cell = [&](double ours, const std::optional<double>& theirs) {
+    char buf[64];
+    if (!paper) {
+      std::snprintf(buf, sizeof buf, "%8.2f", ours);
+    } else if (theirs && *theirs == *theirs) {
+      std::snprintf(buf, sizeof buf, "%6.2f  (%6.2f)", ours, *theirs);
+    } else {
+      std::snprintf(buf, sizeof buf, "%6.2f  (   -  )", ours);
+    }
+    return std::string(buf);
+  };
+  for (const auto& r : rows) {
+    std::optional<PaperRow> p;
+    if (paper && r.name == "baseline") p = paper->baseline;
+    if (paper && r.name == "vvd+ggdc+closs") p = paper->full;
+    const auto field = [&](double PaperRow::*member) { return p ? std::optional<double>((*p).*member) : std::nullopt; };
+    std::fprintf(out, "%-16s | %-*s | %-*s | %-*s | %-*s", r.name.c_str(), width,
+                 cell(r.seg_miou_vvd, field(&PaperRow::vvd_miou)).c_str(), width,
+                 cell(r.cvc_miou, field(&PaperRow::cvc_miou)).c_str(), width,
+                 cell(r.cvc_pixacc, field(&PaperRow::cvc_pixacc)).c_str(), width,
+                 cell(r.seg_miou_original, field(&PaperRow::seg_miou_original)).c_str());
+    if (whole) std::fprintf(out, " | %14.2f | %14.2f", r.seg_miou_vvd_whole, r.cvc_miou_whole);
+    std::fprintf(out, "\n");
+  }
+  const VariantResult* base = nullptr;
+  const VariantResult* full = nullptr;
+  for (const auto& r : rows) {
+    if (r.name == "baseline") base = &r;
+    if (r.name == "vvd+ggdc+closs") full = &r;
+  }
+  if (base != nullptr && full != nullptr) {
+    std::fprintf(out, "full method - baseline: VVD mIoU %+.2f, CVC mIoU %+.2f, CVC pixAcc %+.2f, original mIoU %+.2f\n",
+                 full->seg_miou_vvd - base->seg_miou_vvd, full->cvc_miou - base->cvc_miou,
+                 full->cvc_pixacc - base->cvc_pixacc, full->seg_miou_original - base->seg_miou_original);
+  }
+  if (!paper) {
+    std::fprintf(out,
+                 "The paper's figures are for Cityscapes and PSPNet50 and not comparable with synthetic data (Table 1: "
+                 "baseline VVD / CVC mIoU 72.79 / 82.75, full method 77.32 / 87.62).\n");
+  } else if (base != nullptr && full != nullptr && paper->baseline && paper->full) {
+    std::fprintf(out, "the paper's full method - baseline: VVD mIoU %+.2f, CVC mIoU %+.2f, original mIoU %+.2f\n",
+                 paper->full->vvd_miou - paper->baseline->vvd_miou, paper->full->cvc_miou - paper->baseline->cvc_miou,
+                 paper->full->seg_miou_original - paper->baseline->seg_miou_original);
+  }
+  std::fflush(out);
+}
+
+/// JSON has no NaN: absent classes become null.
+inline nlohmann::json iou_to_json(const std::vector<double>& iou) {
+  auto a = nlohmann::json::array();
+  for (double v : iou) a.push_back(v == v ? nlohmann::json(v) : nlohmann::json(nullptr));
+  return a;
+}
+
+/// A NaN-safe JSON number (null for NaN).
+inline nlohmann::json number_or_null(double v) { return v == v ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+/// A [K, K] int64 confusion matrix as {"k": K, "index": [...], "count": [...]}: its non-zero
+/// entries at flat index t * K + p (a scene's matrix is mostly zeros).
+inline nlohmann::json sparse_matrix_json(const torch::Tensor& matrix) {
+  const auto flat = matrix.to(torch::kInt64).contiguous().view(-1);
+  const auto* counts = flat.data_ptr<int64_t>();
+  std::vector<int64_t> index, count;
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    if (counts[i] != 0) {
+      index.push_back(i);
+      count.push_back(counts[i]);
+    }
+  }
+  return {{"k", matrix.size(0)}, {"index", index}, {"count", count}};
+}
+
+/// Inverse of sparse_matrix_json. \throws std::invalid_argument for a malformed record.
+inline torch::Tensor sparse_matrix_from_json(const nlohmann::json& j) {
+  const auto k = j.at("k").get<int64_t>();
+  const auto index = j.at("index").get<std::vector<int64_t>>();
+  const auto count = j.at("count").get<std::vector<int64_t>>();
+  if (k <= 0 || index.size() != count.size()) {
+    throw std::invalid_argument("sparse_matrix_from_json: k must be positive and index, count of equal length");
+  }
+  auto matrix = torch::zeros({k * k}, torch::kInt64);
+  auto* m = matrix.data_ptr<int64_t>();
+  for (size_t i = 0; i < index.size(); ++i) {
+    if (index[i] < 0 || index[i] >= k * k) throw std::invalid_argument("sparse_matrix_from_json: index out of range");
+    m[index[i]] = count[i];
+  }
+  return matrix.view({k, k});
+}
+
+inline nlohmann::json to_json(const VariantResult& r) {
+  auto scenes = [](const std::vector<torch::Tensor>& matrices) {
+    auto a = nlohmann::json::array();
+    for (const auto& m : matrices) a.push_back(sparse_matrix_json(m));
+    return a;
+  };
+  auto offsets = nlohmann::json::object();
+  for (const auto& [name, value] : r.mean_abs_offsets) offsets[name] = value;
+  return {{"name", r.name},
+          {"seg_miou_original", r.seg_miou_original},
+          {"seg_miou_vvd", r.seg_miou_vvd},
+          {"cvc_miou", r.cvc_miou},
+          {"cvc_pixacc", r.cvc_pixacc},
+          {"seg_miou_vvd_whole", number_or_null(r.seg_miou_vvd_whole)},
+          {"cvc_miou_whole", number_or_null(r.cvc_miou_whole)},
+          {"cvc_pixacc_whole", number_or_null(r.cvc_pixacc_whole)},
+          {"iterations", r.iterations},
+          {"train_seconds", r.train_seconds},
+          {"per_class_iou_original", iou_to_json(r.iou_original)},
+          {"per_class_iou_vvd", iou_to_json(r.iou_vvd)},
+          {"mean_abs_offset", offsets},
+          {"per_scene_confusion", {{"original", scenes(r.scene_original)}, {"vvd", scenes(r.scene_vvd)},
+                                   {"cvc", scenes(r.scene_cvc)}}}};
+}
+
+/// Writes `j` to `path` atomically (a temporary file renamed over it).
+inline void write_json_atomically(const std::filesystem::path& path, const nlohmann::json& j) {
+  auto tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << j.dump(2) << "\n";
+    if (!f) throw std::runtime_error("cannot write " + tmp.string());
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+/// Writes results.json: {"dataset", "variants": [...]} plus `extra` keys (configuration, class
+/// names), atomically.
+inline void write_results_json(const std::filesystem::path& path, const std::string& dataset,
+                               const std::vector<VariantResult>& rows, const nlohmann::json& extra) {
+  nlohmann::json j = extra;
+  j["dataset"] = dataset;
+  j["variants"] = nlohmann::json::array();
+  for (const auto& r : rows) j["variants"].push_back(to_json(r));
+  write_json_atomically(path, j);
+}
+
+}  // namespace crossview_programs
