@@ -10,51 +10,29 @@
 #include <crossview/io/camvid.hpp>
 #include <crossview/io/cityscapes.hpp>
 #include <crossview/io/derivation_job.hpp>
+#include <crossview_programs/progress.hpp>
 
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <string>
 
 namespace {
 
 constexpr int64_t kSyntheticDefaultCount = 100;  // pairs when --dataset synthetic has no --limit
-constexpr int kBarWidth = 30;
 
-std::string format_seconds(double seconds) {
-  const auto s = static_cast<long long>(seconds + 0.5);
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%lld:%02lld:%02lld", s / 3600, (s / 60) % 60, s % 60);
-  return buffer;
+// The programs' progress bar (one redrawn line on a terminal, a line every 10 % in a log file), as
+// a derivation's progress callback.
+crossview::DeriveVVDProgress progress_bar(int64_t total) {
+  auto bar = std::make_shared<crossview_programs::ProgressBar>("deriving", total, 0, true);
+  bar->unit("img").skipped_note("already there");
+  return [bar](int64_t done, int64_t, bool skipped) { bar->update(done, {}, skipped); };
 }
-
-// A one-line progress bar on stderr: [#####.....] done/total  rate  ETA.
-class ProgressBar {
- public:
-  void operator()(int64_t done, int64_t total, bool skipped) {
-    if (skipped) ++skipped_;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const int64_t derived = done - skipped_;
-    const double rate = elapsed > 0 ? double(derived) / elapsed : 0.0;
-    const double eta = rate > 0 ? double(total - done) / rate : 0.0;
-    const int filled = total > 0 ? int(kBarWidth * done / total) : kBarWidth;
-    std::cerr << "\r[" << std::string(std::size_t(filled), '#') << std::string(std::size_t(kBarWidth - filled), '.')
-              << "] " << done << "/" << total << "  " << std::fixed;
-    std::cerr.precision(1);
-    std::cerr << rate << " img/s  ETA " << format_seconds(eta);
-    if (skipped_ > 0) std::cerr << "  (" << skipped_ << " already there)";
-    std::cerr << std::flush;
-    if (done == total) std::cerr << "\n";
-  }
-
- private:
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  int64_t skipped_ = 0;
-};
 
 }  // namespace
 
@@ -85,29 +63,28 @@ int main(int argc, char** argv) {
   try {
     if (split.empty()) split = dataset == "cityscapes" ? "val" : "test";
     auto options = crossview::DeriveVVDOptions().seed(seed).focal(focal).limit(limit).force(force);
-    ProgressBar bar;
     crossview::DeriveVVDReport report;
     if (dataset == "synthetic") {
       options.source("synthetic " + std::to_string(synthetic_height) + "x" + std::to_string(synthetic_width));
       const auto scenes = crossview::SyntheticStreetOptions().height(synthetic_height).width(synthetic_width);
       const int64_t count = limit > 0 ? limit : kSyntheticDefaultCount;
       std::cerr << "deriving " << count << " synthetic pairs into " << out << "\n";
-      report = crossview::derive_synthetic_vvd_dataset(scenes, count, out, options, std::ref(bar));
+      report = crossview::derive_synthetic_vvd_dataset(scenes, count, out, options, progress_bar(count));
     } else {
       if (root.empty()) throw std::invalid_argument("--root is required for --dataset " + dataset);
       options.source(dataset + " " + split + " " + std::filesystem::weakly_canonical(root).string());
       const bool camvid = dataset == "camvid";
       const auto files = camvid ? crossview::camvid_files(root, split) : crossview::cityscapes_files(root, split);
       const int64_t classes = camvid ? crossview::kCamVidNumClasses : crossview::kCityscapesNumClasses;
-      std::cerr << "deriving " << (limit > 0 ? std::min<int64_t>(limit, int64_t(files.size())) : int64_t(files.size()))
-                << " of " << files.size() << " " << dataset << " " << split << " images into " << out
+      const int64_t total = limit > 0 ? std::min<int64_t>(limit, int64_t(files.size())) : int64_t(files.size());
+      std::cerr << "deriving " << total << " of " << files.size() << " " << dataset << " " << split << " images into " << out
                 << (focal > 0 ? "" : " (focal 2262 * width / 2048)") << "\n";
-      report = crossview::derive_vvd_dataset(files, classes, out, options, std::ref(bar));
+      report = crossview::derive_vvd_dataset(files, classes, out, options, progress_bar(total));
     }
     std::cout << "wrote " << report.written << " pairs, kept " << report.skipped << " existing, in " << out << "\n";
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "\ncrossview-derive-vvd: " << e.what() << "\n";
+    std::cerr << (::isatty(2) ? "\n" : "") << "crossview-derive-vvd: " << e.what() << "\n";
     return 1;
   }
 }

@@ -62,7 +62,10 @@ int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints) 
   cp::write_results_json(std::filesystem::path(o.out) / "eval.json", data.name, results,
                          {{"checkpoints", checkpoints}, {"class_names", data.class_names}, {"focal", data.focal},
                           {"eval_pairs", data.eval_size}});
-  cp::write_figures(o.out, data, names, evaluations, size_t(o.figure_samples));
+  std::string sources;
+  for (const auto& path : checkpoints) sources += (sources.empty() ? "" : ", ") + path;
+  cp::write_figures(o.out, data, names, evaluations, size_t(o.figure_samples),
+                    (checkpoints.size() > 1 ? "checkpoints in that order: " : "checkpoint ") + sources);
   std::printf("wrote %s/eval.json, fig4_segmentation.png, fig5_inconsistency.png, fig6_class_iou.png\n",
               o.out.c_str());
   return 0;

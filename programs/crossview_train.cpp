@@ -99,7 +99,8 @@ int run(const cp::TrainOptions& o) {
   if (o.seeds.empty()) {
     const auto single = cp::run_seed(o, data, device, summary);
     cp::print_table(stdout, o.dataset, single.results);
-    cp::write_figures(o.out, data, o.variants, single.evaluations, size_t(o.figure_samples));
+    cp::write_figures(o.out, data, o.variants, single.evaluations, size_t(o.figure_samples),
+                      "trained by crossview-train, seed " + std::to_string(o.seed));
     std::printf("wrote %s/results.json, fig4_segmentation.png, fig5_inconsistency.png, fig6_class_iou.png\n",
                 o.out.c_str());
     return 0;
@@ -118,7 +119,9 @@ int run(const cp::TrainOptions& o) {
     const std::string prefix = "seed " + std::to_string(seeds[k]) + " (" + std::to_string(k + 1) + "/" +
                                std::to_string(seeds.size()) + ") ";
     auto run = cp::run_seed(os, data, device, summary_seed, prefix);
-    cp::write_figures(os.out, data, o.variants, run.evaluations, size_t(o.figure_samples));
+    cp::write_figures(os.out, data, o.variants, run.evaluations, size_t(o.figure_samples),
+                      "trained by crossview-train, seed " + std::to_string(os.seed) + " (one of the study's " +
+                          std::to_string(seeds.size()) + " seeds)");
     run.evaluations.clear();
     runs.push_back(std::move(run));
   }
@@ -129,10 +132,13 @@ int run(const cp::TrainOptions& o) {
   results["variants"] = study;
   cp::write_json_atomically(std::filesystem::path(o.out) / "results.json", results);
   cp::print_study(stdout, o.dataset, study, seeds.size());
-  cp::write_seed_difference_figure(std::filesystem::path(o.out) / "fig_seed_differences.png",
-                                   "Paired differences to the baseline over " + std::to_string(seeds.size()) +
-                                       " seeds (" + o.dataset + ", VVD views cropped to what the original sees)",
-                                   difference_panels(study));
+  cp::write_seed_difference_figure(
+      std::filesystem::path(o.out) / "fig_seed_differences.png",
+      "Paired differences to the baseline over " + std::to_string(seeds.size()) + " seeds, " +
+          cp::dataset_title(data.name) + " (all " + std::to_string(data.eval_size) + " evaluation pairs)\nProtocol: " +
+          cp::kFigureProtocol + ".\nNetworks: every variant trained by crossview-train with seeds " + o.seeds + ", " +
+          std::to_string(o.iterations) + " iterations; each seed's variant minus that seed's baseline, in points.",
+      difference_panels(study));
   std::printf("wrote %s/results.json, fig_seed_differences.png and seed_<s>/ for every seed\n", o.out.c_str());
   return 0;
 }

@@ -1,7 +1,7 @@
 // VVD dataset derivation (Sec. 4.2): derived pixels against cv::warpPerspective with the recorded
 // H, labels against OpenCV's nearest warp, the crop free of fill pixels and maximal (brute force),
 // the JSON record against the recorded angles, resumability, refusal of foreign folders, the
-// reader, the synthetic variant, and the program's --help.
+// reader, the synthetic variant, and the program's --help and progress in a log file.
 #include <crossview/io.hpp>
 #include <crossview/io/derivation_job.hpp>
 
@@ -350,12 +350,25 @@ TEST_CASE("crossview-derive-vvd --help and a run on a fixture") {
     CAPTURE(flag);
     CHECK(help.find(flag) != std::string::npos);
   }
-  make_camvid_fixture(dir.path / "camvid", 2, 24, 32);
+  make_camvid_fixture(dir.path / "camvid", 25, 24, 32);
   const std::string run = program.string() + " --dataset camvid --root " + (dir.path / "camvid").string() + " --out " +
                           (dir.path / "out").string() + " --focal 30 2> " + (dir.path / "log.txt").string() + " > /dev/null";
   CHECK(std::system(run.c_str()) == 0);
-  CHECK(slurp(dir.path / "log.txt").find("ETA") != std::string::npos);
-  CHECK(*crossview::DerivedVVDDataset(dir.path / "out").size() == 2);
+  CHECK(*crossview::DerivedVVDDataset(dir.path / "out").size() == 25);
+  // Progress in a log file: a line every 10 % (plus the opening line), never a redrawn one.
+  const auto log = slurp(dir.path / "log.txt");
+  CAPTURE(log);
+  CHECK(log.find("ETA") != std::string::npos);
+  CHECK(log.find("img/s") != std::string::npos);
+  CHECK(log.find("25/25") != std::string::npos);
+  CHECK(log.find('\r') == std::string::npos);
+  CHECK(std::count(log.begin(), log.end(), '\n') <= 12);
+  // Resumed: every pair is kept, and the log says so.
+  CHECK(std::system(run.c_str()) == 0);
+  const auto resumed = slurp(dir.path / "log.txt");
+  CAPTURE(resumed);
+  CHECK(resumed.find("25 already there") != std::string::npos);
+  CHECK(std::count(resumed.begin(), resumed.end(), '\n') <= 12);
   std::ofstream(dir.path / "camvid" / "extra.txt") << "x";
   const std::string foreign = program.string() + " --dataset camvid --root " + (dir.path / "camvid").string() + " --out " +
                               (dir.path / "camvid").string() + " 2> /dev/null > /dev/null";

@@ -6,6 +6,7 @@
 
 #include <crossview_programs/options.hpp>
 
+#include <crossview/data/classes.hpp>
 #include <torch/torch.h>
 
 #include <Eigen/Core>
@@ -43,6 +44,8 @@ struct EvalPair {
 struct Dataset {
   std::string name;
   std::vector<std::string> class_names;
+  /// The dataset's standard colour of each class id (crossview::palette_for(name)), for figures.
+  std::vector<crossview::Rgb> palette;
   int64_t num_classes{0};
   /// Focal length (pixels) of the training images at their stored size; 0: the paper's
   /// 2262 * width / 2048 of whatever width an image has (VVD generator's default).

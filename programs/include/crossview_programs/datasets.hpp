@@ -46,7 +46,8 @@ inline constexpr uint64_t kSyntheticValidationSeed = 1;
 inline Dataset load_synthetic(const TrainOptions& o, bool with_train) {
   Dataset data;
   data.name = "synthetic";
-  data.class_names = crossview::cityscapes_class_names();
+  data.class_names = crossview::class_names_for(data.name);
+  data.palette = crossview::palette_for(data.name);
   data.num_classes = int64_t(data.class_names.size());
   const auto split = [&](int64_t size, uint64_t seed) {
     auto options = crossview::SyntheticStreetOptions()
@@ -100,7 +101,8 @@ inline Dataset load_real(const TrainOptions& o, bool with_train) {
   Dataset data;
   data.name = o.dataset;
   const bool camvid = o.dataset == "camvid";
-  data.class_names = camvid ? crossview::camvid_class_names() : crossview::cityscapes_class_names();
+  data.class_names = crossview::class_names_for(data.name);
+  data.palette = crossview::palette_for(data.name);
   data.num_classes = int64_t(data.class_names.size());
   data.focal = o.focal;  // 0: the paper's 2262 * width / 2048 at every image's width
   using Files = std::shared_ptr<std::vector<crossview::SegmentationFile>>;

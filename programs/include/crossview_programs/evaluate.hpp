@@ -17,7 +17,9 @@
 #include <crossview/warp.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -108,14 +110,20 @@ inline Evaluation evaluate(Network& network, const Dataset& data, torch::Device 
   return evaluation;
 }
 
-/// Writes the three figures for the evaluated variants into `dir`:
-/// fig4_segmentation.png, fig5_inconsistency.png, fig6_class_iou.png.
+/// The protocol of the evaluated VVD views, as the figures' titles state it.
+inline constexpr const char* kFigureProtocol = "VVD views cropped to what the original view sees (paper Sec. 4.2)";
+
+/// Writes the three figures for the evaluated variants into `dir`: fig4_segmentation.png,
+/// fig5_inconsistency.png, fig6_class_iou.png, in the dataset's colours (data.palette), with
+/// titles naming the dataset, the protocol and the networks: `names` (one per evaluation, the
+/// columns' captions) with their iterations, and `networks`, where they come from (e.g. "trained
+/// by crossview-train, seed 0" or the checkpoints' paths).
 inline void write_figures(const std::filesystem::path& dir, const Dataset& data, const std::vector<std::string>& names,
-                          const std::vector<Evaluation>& evaluations, size_t samples) {
+                          const std::vector<Evaluation>& evaluations, size_t samples, const std::string& networks) {
   std::vector<FigureSample> figure;
   for (size_t i = 0; i < samples && int64_t(i) < data.eval_size; ++i) {
     const auto pair = data.eval_pair(int64_t(i));
-    FigureSample s{pair.vvd.image, pair.vvd.label, {}, {}, {}};
+    FigureSample s{pair.id, pair.vvd.image, pair.vvd.label, {}, {}, {}};
     bool complete = true;
     for (const auto& e : evaluations) {
       if (i >= e.kept.size()) {
@@ -128,12 +136,41 @@ inline void write_figures(const std::filesystem::path& dir, const Dataset& data,
     }
     if (complete) figure.push_back(s);
   }
-  write_segmentation_figure(dir / "fig4_segmentation.png", figure, names);
-  write_inconsistency_figure(dir / "fig5_inconsistency.png", figure, names);
+  // Columns of networks with one name (crossview-eval of two runs of a variant) get their number.
+  auto columns = names;
+  for (size_t v = 0; v < names.size(); ++v) {
+    if (std::count(names.begin(), names.end(), names[v]) > 1) columns[v] += " #" + std::to_string(v + 1);
+  }
+  std::string listed;
+  for (size_t v = 0; v < columns.size(); ++v) {
+    listed += (v ? ", " : "") + columns[v];
+    if (v < evaluations.size() && evaluations[v].result.iterations > 0) {
+      listed += " (" + std::to_string(evaluations[v].result.iterations) + " iterations)";
+    }
+  }
+  const std::string dataset = dataset_title(data.name);
+  const std::string shown =
+      "the first " + std::to_string(figure.size()) + " of " + std::to_string(data.eval_size) + " evaluation pairs";
+  const std::string about = std::string("Protocol: ") + kFigureProtocol + ".\nNetworks: " + listed +
+                            (networks.empty() ? "" : "; " + networks) + ".";
+  write_segmentation_figure(dir / "fig4_segmentation.png",
+                            "Fig. 4 - Segmentation of VVD views, " + dataset + " (" + shown + ")\n" + about +
+                                "\nColumns: the VVD view, its ground truth, each network's prediction, in " +
+                                (data.name == "camvid" ? "CamVid's (SegNet)" : "Cityscapes'") + " colours.",
+                            figure, columns, LabelStyle{data.class_names, data.palette});
+  write_inconsistency_figure(dir / "fig5_inconsistency.png",
+                             "Fig. 5 - Cross-view inconsistency in VVD views, " + dataset + " (" + shown + ")\n" +
+                                 about +
+                                 "\nEach map compares a network's prediction on the VVD view with its prediction on "
+                                 "the original view, carried over by the pair's homography (nearest); the caption "
+                                 "gives the share of pixels that disagree.",
+                             figure, columns);
   std::vector<std::vector<double>> iou;
   for (const auto& e : evaluations) iou.push_back(e.result.iou_vvd);
-  write_class_iou_figure(dir / "fig6_class_iou.png", "Per-class IoU on the VVD views (" + data.name + ")",
-                         data.class_names, names, iou);
+  write_class_iou_figure(dir / "fig6_class_iou.png",
+                         "Fig. 6 - Per-class IoU on the VVD views, " + dataset + " (all " +
+                             std::to_string(data.eval_size) + " evaluation pairs)\n" + about,
+                         data.class_names, columns, iou);
 }
 
 }  // namespace crossview_programs

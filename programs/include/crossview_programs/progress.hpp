@@ -1,7 +1,7 @@
 #pragma once
 /// \file
-/// A per-variant progress bar on stderr (iteration, loss terms, it/s, ETA) and the CSV training
-/// log.
+/// The programs' progress bar on stderr (count, loss terms, rate, ETA; terminal-aware) and the CSV
+/// training log.
 
 #include <unistd.h>
 
@@ -35,51 +35,81 @@ inline std::string format_duration(double seconds) {
   return buf;
 }
 
-/// Redraws one line on a terminal (at most 5 times a second); on a pipe or file prints a line at
-/// every 10% instead, so logs stay short.
+/// A progress bar on stderr: "<label> [####>....] done/total <terms> | <rate> <unit>/s | ETA
+/// mm:ss", plus "| k <skipped note>" once items were skipped. On a terminal it redraws one line (at
+/// most 5 times a second); on a pipe or file it prints a line at every 10 % instead (and at the
+/// end), so logs stay short: at most 11 lines however long the run.
+///
+///   ProgressBar bar("[1/4 baseline]", iterations, resumed_at, !quiet);   // crossview-train
+///   ProgressBar bar("deriving", pairs, 0, true);                          // crossview-derive-vvd
+///   bar.unit("img").skipped_note("already there");
 class ProgressBar {
  public:
+  /// `total` items, of which `start` were done before (resuming: not counted in the rate);
+  /// `enabled` false prints nothing.
   ProgressBar(std::string label, int64_t total, int64_t start, bool enabled)
       : label_(std::move(label)), total_(total), start_(start), enabled_(enabled), tty_(::isatty(2) != 0),
         t0_(Clock::now()), last_draw_(t0_ - std::chrono::seconds(1)) {}
 
-  /// Reports that `iteration` (1-based count of completed iterations) is done.
-  void update(int64_t iteration, const LossTerms& terms) {
+  /// The unit of the rate: "it" (default) -> "it/s".
+  ProgressBar& unit(std::string unit) {
+    unit_ = std::move(unit);
+    return *this;
+  }
+  /// What skipped items are called after their count (default "skipped").
+  ProgressBar& skipped_note(std::string note) {
+    skipped_note_ = std::move(note);
+    return *this;
+  }
+
+  /// Reports that `done` items (a 1-based count) are complete, the last with loss `terms` shown
+  /// after the count; `skipped`: the last one needed no work (an existing result kept), so it is
+  /// left out of the rate and the ETA.
+  void update(int64_t done, const LossTerms& terms = {}, bool skipped = false) {
+    if (skipped) ++skipped_;
     if (!enabled_) return;
     const auto now = Clock::now();
-    const bool last = iteration >= total_;
+    const bool last = done >= total_;
     if (tty_) {
       if (!last && now - last_draw_ < std::chrono::milliseconds(200)) return;
     } else {
-      const int64_t step = std::max<int64_t>(1, total_ / 10);
-      if (!last && iteration % step != 0) return;
+      const int64_t step = std::max<int64_t>(1, (total_ + 9) / 10);
+      if (!last && done % step != 0) return;
     }
     last_draw_ = now;
     const double elapsed = std::chrono::duration<double>(now - t0_).count();
-    const double rate = elapsed > 0 ? double(iteration - start_) / elapsed : 0.0;
-    const double eta = rate > 0 ? double(total_ - iteration) / rate : -1.0;
+    const int64_t worked = done - start_ - skipped_;
+    const double rate = elapsed > 0 ? double(worked) / elapsed : 0.0;
+    const double eta = last ? 0.0 : (rate > 0 ? double(total_ - done) / rate : -1.0);
     constexpr int kBarWidth = 24;
-    const int filled = int(double(kBarWidth) * double(iteration) / double(std::max<int64_t>(1, total_)));
+    const int filled = int(double(kBarWidth) * double(done) / double(std::max<int64_t>(1, total_)));
     std::ostringstream line;
     line << (tty_ ? "\r\033[K" : "") << label_ << " [";
     for (int i = 0; i < kBarWidth; ++i) line << (i < filled ? '#' : (i == filled ? '>' : '.'));
-    line << "] " << iteration << "/" << total_;
-    char buf[64];
+    line << "] " << done << "/" << total_;
+    char buf[96];
     for (const auto& [name, value] : terms) {
       std::snprintf(buf, sizeof buf, " %s %.3f", name.c_str(), value);
       line << buf;
     }
-    std::snprintf(buf, sizeof buf, " | %.2f it/s | ETA %s", rate, format_duration(eta).c_str());
-    line << buf << (tty_ && !last ? "" : "\n");
+    std::snprintf(buf, sizeof buf, " | %.2f %s/s | ETA %s", rate, unit_.c_str(), format_duration(eta).c_str());
+    line << buf;
+    if (skipped_ > 0) line << " | " << skipped_ << " " << skipped_note_;
+    line << (tty_ && !last ? "" : "\n");
     std::fputs(line.str().c_str(), stderr);
     std::fflush(stderr);
   }
+
+  /// Items reported as skipped so far.
+  int64_t skipped() const { return skipped_; }
 
  private:
   using Clock = std::chrono::steady_clock;
   std::string label_;
   int64_t total_, start_;
   bool enabled_, tty_;
+  std::string unit_{"it"}, skipped_note_{"skipped"};
+  int64_t skipped_{0};
   Clock::time_point t0_, last_draw_;
 };
 
