@@ -1,8 +1,10 @@
 #pragma once
 /// \file
 /// Umbrella header of crossview's layers: the deformable convolution op and the GGDC layer
-/// (paper Sec. 3.2) with its policy contracts, gradient operators and offset heads.
+/// (paper Sec. 3.2) with its policy contracts, gradient operators and offset heads; criss-cross
+/// attention (CCNet's).
 
+#include "crossview/nn/criss_cross_attention.hpp"
 #include "crossview/nn/deform_conv2d.hpp"
 #include "crossview/nn/ggdc.hpp"
 #include "crossview/nn/ggdc_options.hpp"

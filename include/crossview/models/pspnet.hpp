@@ -6,6 +6,7 @@
 /// experiments (PSPNet50).
 
 #include "crossview/models/resnet.hpp"
+#include "crossview/models/segmentation_output.hpp"
 
 #include <torch/torch.h>
 
@@ -115,18 +116,8 @@ struct PSPNetOptions {
   TORCH_ARG(int64_t, ignore_index) = 255;
 };
 
-/// What `PSPNet` computes.
-struct PSPNetOutput {
-  /// `[N, num_classes, H, W]` logits at the input resolution.
-  torch::Tensor logits;
-  /// `[N, num_classes, H, W]` auxiliary logits from stage 3; defined only in training mode with an
-  /// auxiliary head.
-  torch::Tensor aux_logits;
-  /// The four backbone stage outputs `{layer1, ..., layer4}` (consistency-loss taps, Eq. 10).
-  std::vector<torch::Tensor> features;
-  /// Every residual block's output (the paper's taps: "the outputs of all residual blocks").
-  std::vector<torch::Tensor> block_features;
-};
+/// What `PSPNet` computes: the output struct all of crossview's segmentation models share.
+using PSPNetOutput = SegmentationOutput;
 
 /// PSPNet. Input `[N, 3, H, W]` float, ImageNet-normalised; output `PSPNetOutput`. Submodules
 /// `backbone` (a `ResNet`, torchvision names: load ImageNet weights with
