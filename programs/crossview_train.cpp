@@ -118,6 +118,10 @@ int run(const cp::TrainOptions& o) {
     summary_seed["config"]["training"]["seed"] = seeds[k];
     const std::string prefix = "seed " + std::to_string(seeds[k]) + " (" + std::to_string(k + 1) + "/" +
                                std::to_string(seeds.size()) + ") ";
+    if (auto finished = cp::finished_seed(os, summary_seed)) {
+      runs.push_back(std::move(*finished));
+      continue;
+    }
     auto run = cp::run_seed(os, data, device, summary_seed, prefix);
     cp::write_figures(os.out, data, o.variants, run.evaluations, size_t(o.figure_samples),
                       "trained by crossview-train, seed " + std::to_string(os.seed) + " (one of the study's " +

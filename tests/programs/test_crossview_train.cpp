@@ -324,4 +324,16 @@ TEST_CASE("crossview-train --seeds runs a paired study with intervals and a figu
   CHECK(fs::exists(out / "seed_2" / "vvd" / "model.pt"));
   const auto figure = cv::imread((out / "fig_seed_differences.png").string());
   CHECK(figure.cols > 300);
+
+  // --resume reads back seeds that are complete (a study split over processes is aggregated so),
+  // and reaches the same summary.
+  const auto again = run(kTrain + kTiny + " --seeds 1-2 --variants baseline,vvd --quiet --resume --out " +
+                             out.string(),
+                         dir / "again.txt");
+  REQUIRE_MESSAGE(again.status == 0, again.output);
+  CHECK(again.output.find("seed 1: every variant already evaluated") != std::string::npos);
+  CHECK(again.output.find("seed 2: every variant already evaluated") != std::string::npos);
+  const auto reread = read_json(out / "results.json").at("variants");
+  CHECK(reread[1].at("difference_to_baseline") == variants[1].at("difference_to_baseline"));
+  CHECK(reread[1].at("bootstrap_difference_to_baseline") == variants[1].at("bootstrap_difference_to_baseline"));
 }

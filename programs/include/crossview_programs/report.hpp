@@ -198,6 +198,43 @@ inline nlohmann::json to_json(const VariantResult& r) {
                                    {"cvc", scenes(r.scene_cvc)}}}};
 }
 
+/// Inverse of to_json(VariantResult) (null numbers become NaN).
+/// \throws nlohmann::json::exception for a record that lacks a field to_json writes.
+inline VariantResult variant_result_from_json(const nlohmann::json& j) {
+  const auto number = [](const nlohmann::json& v) {
+    return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
+  };
+  const auto numbers = [&](const nlohmann::json& a) {
+    std::vector<double> out;
+    for (const auto& v : a) out.push_back(number(v));
+    return out;
+  };
+  const auto scenes = [](const nlohmann::json& a) {
+    std::vector<torch::Tensor> out;
+    for (const auto& m : a) out.push_back(sparse_matrix_from_json(m));
+    return out;
+  };
+  VariantResult r;
+  r.name = j.at("name").get<std::string>();
+  r.seg_miou_original = j.at("seg_miou_original").get<double>();
+  r.seg_miou_vvd = j.at("seg_miou_vvd").get<double>();
+  r.cvc_miou = j.at("cvc_miou").get<double>();
+  r.cvc_pixacc = j.at("cvc_pixacc").get<double>();
+  r.seg_miou_vvd_whole = number(j.at("seg_miou_vvd_whole"));
+  r.cvc_miou_whole = number(j.at("cvc_miou_whole"));
+  r.cvc_pixacc_whole = number(j.at("cvc_pixacc_whole"));
+  r.iterations = j.at("iterations").get<int64_t>();
+  r.train_seconds = j.at("train_seconds").get<double>();
+  r.iou_original = numbers(j.at("per_class_iou_original"));
+  r.iou_vvd = numbers(j.at("per_class_iou_vvd"));
+  for (const auto& [name, value] : j.at("mean_abs_offset").items()) r.mean_abs_offsets.emplace_back(name, value.get<double>());
+  const auto& per_scene = j.at("per_scene_confusion");
+  r.scene_original = scenes(per_scene.at("original"));
+  r.scene_vvd = scenes(per_scene.at("vvd"));
+  r.scene_cvc = scenes(per_scene.at("cvc"));
+  return r;
+}
+
 /// Writes `j` to `path` atomically (a temporary file renamed over it).
 inline void write_json_atomically(const std::filesystem::path& path, const nlohmann::json& j) {
   auto tmp = path;

@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -98,6 +100,37 @@ inline SeedRun run_seed(const TrainOptions& o, const Dataset& data, torch::Devic
     write_results_json(std::filesystem::path(o.out) / "results.json", o.dataset, run.results, summary_with);
   }
   return run;
+}
+
+/// With --resume, a seed whose results.json already holds every variant, evaluated with the same
+/// data, model, training and evaluation options as `summary` (the run options may differ), is
+/// read back instead of being loaded and evaluated again. Empty when it cannot be reused.
+inline std::optional<SeedRun> finished_seed(const TrainOptions& o, const nlohmann::json& summary) {
+  const auto path = std::filesystem::path(o.out) / "results.json";
+  if (!o.resume || !std::filesystem::exists(path)) return std::nullopt;
+  try {
+    std::ifstream in(path);
+    const auto j = nlohmann::json::parse(in);
+    for (const char* section : {"data", "model", "training", "evaluation"}) {
+      if (j.at("config").at(section) != summary.at("config").at(section)) return std::nullopt;
+    }
+    SeedRun run;
+    run.seed = o.seed;
+    for (const auto& name : o.variants) {
+      const nlohmann::json* found = nullptr;
+      for (const auto& v : j.at("variants")) {
+        if (v.at("name") == name) found = &v;
+      }
+      if (found == nullptr) return std::nullopt;
+      run.results.push_back(variant_result_from_json(*found));
+    }
+    if (j.contains("warmup")) run.warmup_seconds = j.at("warmup").at("train_seconds").get<double>();
+    std::fprintf(stderr, "seed %llu: every variant already evaluated, read %s\n", (unsigned long long)o.seed,
+                 path.string().c_str());
+    return run;
+  } catch (const std::exception&) {
+    return std::nullopt;  // unreadable or of another version: train / evaluate as usual
+  }
 }
 
 /// The four metrics of Table 1, in results.json's names.
