@@ -5,6 +5,7 @@
 /// logits upsampled to the input size (bilinear, align_corners = false). The network of the paper's
 /// experiments (PSPNet50).
 
+#include "crossview/models/detail/head_modules.hpp"
 #include "crossview/models/resnet.hpp"
 #include "crossview/models/segmentation_output.hpp"
 
@@ -138,25 +139,13 @@ class PSPNetImpl : public torch::nn::Cloneable<PSPNetImpl> {
     ppm = register_module("ppm", PyramidPooling(PyramidPoolingOptions(stage_channels[3], options.channels())
                                                     .bins(options.bins())));
     const int64_t concat = stage_channels[3] + static_cast<int64_t>(options.bins().size()) * options.channels();
-    bottleneck = register_module(
-        "bottleneck",
-        torch::nn::Sequential(
-            torch::nn::Conv2d(torch::nn::Conv2dOptions(concat, options.channels(), 3).padding(1).bias(false)),
-            torch::nn::BatchNorm2d(options.channels()), torch::nn::ReLU(torch::nn::ReLUOptions(true))));
+    bottleneck = register_module("bottleneck", detail::conv_bn_relu(concat, options.channels(), 3));
     dropout = register_module("dropout", torch::nn::Dropout2d(torch::nn::Dropout2dOptions(options.dropout())));
     classifier = register_module("classifier",
                                  torch::nn::Conv2d(torch::nn::Conv2dOptions(options.channels(), options.num_classes(), 1)));
     if (options.aux_head()) {
-      aux = register_module(
-          "aux", torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(stage_channels[2],
-                                                                                  options.aux_channels(), 3)
-                                                             .padding(1)
-                                                             .bias(false)),
-                                       torch::nn::BatchNorm2d(options.aux_channels()),
-                                       torch::nn::ReLU(torch::nn::ReLUOptions(true)),
-                                       torch::nn::Dropout2d(torch::nn::Dropout2dOptions(options.dropout())),
-                                       torch::nn::Conv2d(torch::nn::Conv2dOptions(options.aux_channels(),
-                                                                                  options.num_classes(), 1))));
+      aux = register_module("aux", detail::fcn_aux_head(stage_channels[2], options.aux_channels(),
+                                                        options.num_classes(), options.dropout()));
     } else {
       aux = nullptr;
     }
@@ -166,18 +155,9 @@ class PSPNetImpl : public torch::nn::Cloneable<PSPNetImpl> {
   /// Heads as mmseg initialises them: Kaiming-normal (fan_out, ReLU) 3x3 convs, BatchNorm 1 / 0,
   /// classifiers normal(0, 0.01) with bias 0 (the pyramid and the backbone initialise themselves).
   void reset_parameters() {
-    torch::NoGradGuard no_grad;
-    detail::init_conv_weight(bottleneck[0]->as<torch::nn::Conv2d>()->weight);
-    detail::init_batch_norm(*bottleneck[1]->as<torch::nn::BatchNorm2d>());
-    torch::nn::init::normal_(classifier->weight, 0.0, 0.01);
-    torch::nn::init::zeros_(classifier->bias);
-    if (aux) {
-      detail::init_conv_weight(aux[0]->as<torch::nn::Conv2d>()->weight);
-      detail::init_batch_norm(*aux[1]->as<torch::nn::BatchNorm2d>());
-      auto* aux_classifier = aux[4]->as<torch::nn::Conv2d>();
-      torch::nn::init::normal_(aux_classifier->weight, 0.0, 0.01);
-      torch::nn::init::zeros_(aux_classifier->bias);
-    }
+    detail::init_conv_bn_relu(*bottleneck);
+    detail::init_classifier(*classifier);
+    if (aux) detail::init_fcn_aux_head(*aux);
   }
 
   /// `x`: `[N, 3, H, W]` -> logits `[N, num_classes, H, W]`, auxiliary logits (training mode) and
@@ -188,29 +168,16 @@ class PSPNetImpl : public torch::nn::Cloneable<PSPNetImpl> {
     auto backbone_features = backbone->forward_features(x);
     out.features = std::move(backbone_features.stages);
     out.block_features = std::move(backbone_features.blocks);
-    const auto upsample = torch::nn::functional::InterpolateFuncOptions()
-                              .size(std::vector<int64_t>{x.size(2), x.size(3)})
-                              .mode(torch::kBilinear)
-                              .align_corners(false);
     auto head = dropout->forward(bottleneck->forward(ppm->forward(out.features[3])));
-    out.logits = torch::nn::functional::interpolate(classifier->forward(head), upsample);
-    if (aux && is_training()) {
-      out.aux_logits = torch::nn::functional::interpolate(aux->forward(out.features[2]), upsample);
-    }
+    out.logits = detail::resize_bilinear(classifier->forward(head), x.size(2), x.size(3));
+    if (aux && is_training()) out.aux_logits = detail::resize_bilinear(aux->forward(out.features[2]), x.size(2), x.size(3));
     return out;
   }
 
   /// Segmentation loss: cross-entropy of `logits` plus `aux_weight` times that of `aux_logits`
   /// (when defined), both ignoring `ignore_index`. `target`: `[N, H, W]` int64 train ids.
   torch::Tensor loss(const PSPNetOutput& output, const torch::Tensor& target) const {
-    TORCH_CHECK(target.dim() == 3 && target.scalar_type() == torch::kInt64,
-                "PSPNet::loss: target must be [N, H, W] int64, got ", target.sizes(), " ", target.scalar_type());
-    const auto ce = torch::nn::functional::CrossEntropyFuncOptions().ignore_index(options.ignore_index());
-    auto total = torch::nn::functional::cross_entropy(output.logits, target, ce);
-    if (output.aux_logits.defined()) {
-      total = total + options.aux_weight() * torch::nn::functional::cross_entropy(output.aux_logits, target, ce);
-    }
-    return total;
+    return segmentation_loss(output, target, options.aux_weight(), options.ignore_index(), "PSPNet::loss");
   }
 
   void pretty_print(std::ostream& stream) const override {
