@@ -131,15 +131,15 @@ inline void print_table(std::FILE* out, const std::string& dataset, const std::v
   std::fflush(out);
 }
 
-/// JSON has no NaN: absent classes become null.
+/// A NaN-safe JSON number (JSON has no NaN: null).
+inline nlohmann::json number_or_null(double v) { return v == v ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+/// Per-class IoU; absent classes (NaN) become null.
 inline nlohmann::json iou_to_json(const std::vector<double>& iou) {
   auto a = nlohmann::json::array();
-  for (double v : iou) a.push_back(v == v ? nlohmann::json(v) : nlohmann::json(nullptr));
+  for (double v : iou) a.push_back(number_or_null(v));
   return a;
 }
-
-/// A NaN-safe JSON number (null for NaN).
-inline nlohmann::json number_or_null(double v) { return v == v ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 /// A [K, K] int64 confusion matrix as {"k": K, "index": [...], "count": [...]}: its non-zero
 /// entries at flat index t * K + p (a scene's matrix is mostly zeros).
