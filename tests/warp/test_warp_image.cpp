@@ -337,6 +337,53 @@ TEST_CASE("warp_image: batches of images with one or N homographies equal the pe
   CHECK(torch::equal(crossview::warp_image(strided, Hs, {30, 35}), both.output));
 }
 
+TEST_CASE("warp_image / warp_labels: the AVX2 rows agree with the portable path and the double reference") {
+  namespace d = crossview::detail;
+  if (d::warp_isa() != d::WarpIsa::avx2) {
+    MESSAGE("this CPU has no AVX2 + FMA (or CROSSVIEW_WARP_ISA=portable); only the portable path is tested");
+    return;
+  }
+  struct Restore {
+    ~Restore() { crossview::detail::reset_warp_isa(); }
+  } restore;
+  // Per-pixel noise (the worst case for rounding) and widths that leave a scalar tail (8k + 5).
+  torch::manual_seed(5);
+  const auto image_u8 = torch::randint(0, 256, {3, 150, 203}, torch::kUInt8);
+  const auto image_f = torch::randn({2, 150, 203}, torch::kFloat32) * 50.0;
+  const auto labels = torch::randint(0, 19, {150, 203}, torch::kUInt8);
+  const SizeHW out_hw{161, 221};
+  auto homographies = test_homographies(150, 203);
+  // A view that puts part of the output behind the camera, and one that leaves the image.
+  homographies.push_back(view_homography(0, 80, 0, 120.0, 150, 203, 0, 0));
+  homographies.push_back(view_homography(40, 0, 0, 150.0, 150, 203, 120, 0));
+  for (const auto& H : homographies) {
+    CAPTURE(H);
+    d::set_warp_isa(d::WarpIsa::portable);
+    const auto u8_portable = crossview::warp_image_with_mask(image_u8, H, out_hw);
+    const auto f_portable = crossview::warp_image_with_mask(image_f, H, out_hw);
+    const auto lab_portable = crossview::warp_labels_with_mask(labels, H, out_hw);
+    const auto lab64_portable = crossview::warp_labels(labels.to(torch::kInt64), H, out_hw);
+    d::set_warp_isa(d::WarpIsa::avx2);
+    const auto u8_avx2 = crossview::warp_image_with_mask(image_u8, H, out_hw);
+    const auto f_avx2 = crossview::warp_image_with_mask(image_f, H, out_hw);
+    const auto lab_avx2 = crossview::warp_labels_with_mask(labels, H, out_hw);
+    const auto lab64_avx2 = crossview::warp_labels(labels.to(torch::kInt64), H, out_hw);
+    // uint8: both are the exact bilinear value rounded (FMA contraction may move a tie by 1).
+    const auto exact = reference_warp(image_u8, H, out_hw);
+    CHECK((u8_avx2.output.to(torch::kFloat64) - exact).abs().max().item<double>() <= 0.5 + 1e-3);
+    CHECK((u8_avx2.output.to(torch::kInt32) - u8_portable.output.to(torch::kInt32)).abs().max().item<int>() <= 1);
+    CHECK((f_avx2.output - f_portable.output).abs().max().item<float>() <= 1e-3f);
+    CHECK((f_avx2.output.to(torch::kFloat64) - reference_warp(image_f, H, out_hw)).abs().max().item<double>() <= 2e-3);
+    // Masks: identical up to sources on the boundary within rounding.
+    CHECK(u8_avx2.valid.ne(u8_portable.valid).sum().item<int64_t>() <= 2);
+    CHECK(f_avx2.valid.ne(f_portable.valid).sum().item<int64_t>() <= 2);
+    // Labels: the same source pixel except where a coordinate is a rounding tie within an ulp.
+    CHECK(lab_avx2.output.ne(lab_portable.output).sum().item<int64_t>() <= 2);
+    CHECK(lab_avx2.valid.ne(lab_portable.valid).sum().item<int64_t>() <= 2);
+    CHECK(lab64_avx2.ne(lab64_portable).sum().item<int64_t>() <= 2);
+  }
+}
+
 TEST_CASE("warp_image / warp_labels: the device-agnostic ATen path matches the CPU kernel") {
   const auto image_f = smooth_image(3, 60, 80, 9).to(torch::kFloat32);
   const auto image_u8 = image_f.round().to(torch::kUInt8);

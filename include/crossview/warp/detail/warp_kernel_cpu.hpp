@@ -2,14 +2,18 @@
 /// \file
 /// CPU kernels of warp_image (bilinear) and warp_labels (nearest). Rows of the output are split
 /// across threads with at::parallel_for; each row computes its homogeneous source coordinates
-/// incrementally from the row start (u, v, w affine in x) into per-row buffers (O(width) memory,
-/// never a full-size grid), then resamples every channel of its pixels from them.
+/// incrementally from the row start (u, v, w affine in x; O(width) memory, never a full-size
+/// grid), then resamples every channel of its pixels. Rows run the AVX2 row functions
+/// (warp_kernel_avx2.hpp) where the CPU has AVX2, else SSE2 or the portable per-pixel functions.
 
 #include "crossview/warp/detail/warp_common.hpp"
+#include "crossview/warp/detail/warp_kernel_avx2.hpp"
+#include "crossview/warp/detail/warp_pixel.hpp"
 
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -23,79 +27,6 @@ namespace crossview::detail {
 
 /// Rows per at::parallel_for task: enough pixels per task to amortise its start.
 inline int64_t warp_grain_rows(int64_t out_w) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(1, out_w)); }
-
-/// Source coordinates of one output row, computed from the row's homogeneous start (u0, v0, w0)
-/// with per-pixel steps (M[0], M[3], M[6]); one division per pixel. Writes sx, sy and w (the
-/// point is behind the camera where w <= 0). Branch-free with an int32 counter, so the compiler
-/// vectorises it (SSE2 has no int64 -> double conversion).
-inline void warp_row_coordinates(const double* M, double y, int64_t out_w, double* __restrict sx,
-                                 double* __restrict sy, double* __restrict ws) {
-  const double m0 = M[0], m3 = M[3], m6 = M[6];
-  const double u0 = M[1] * y + M[2];
-  const double v0 = M[4] * y + M[5];
-  const double w0 = M[7] * y + M[8];
-  const int32_t n = int32_t(out_w);
-  for (int32_t x = 0; x < n; ++x) {
-    const double xd = double(x);
-    const double w = w0 + m6 * xd;
-    const double inv = 1.0 / w;
-    sx[x] = (u0 + m0 * xd) * inv;
-    sy[x] = (v0 + m3 * xd) * inv;
-    ws[x] = w;
-  }
-}
-
-/// uint8 results: round to nearest; interpolated uint8 values lie in [0, 255] up to rounding
-/// error (-tiny + 0.5 truncates to 0; 255.5 is clamped).
-template <typename scalar_t, typename acc_t>
-inline scalar_t warp_store(acc_t value) {
-  if constexpr (std::is_same_v<scalar_t, uint8_t>) {
-    return uint8_t(std::min<int32_t>(int32_t(value + acc_t(0.5)), 255));
-  } else {
-    return scalar_t(value);
-  }
-}
-
-/// The planes of one image and one output row, shared by the per-pixel functions.
-template <typename scalar_t>
-struct WarpRow {
-  const scalar_t* const* planes;  ///< [channels] source planes (H x W, contiguous)
-  scalar_t* const* outs;          ///< [channels] output rows
-  int64_t channels, src_h, src_w;
-};
-
-/// Bilinear sample of output pixel x at source (sx, sy) (w > 0 given by `front`), all channels:
-/// (a w00 + b w01) + (c w10 + d w11) with w00 = (1-fx)(1-fy), w01 = fx(1-fy), w10 = (1-fx)fy,
-/// w11 = fx fy. Taps outside the source read 0 (BORDER_CONSTANT). Reference for the SIMD path: it
-/// performs the same float operations in the same order, so both give bit-identical results.
-template <typename scalar_t>
-inline void warp_pixel(const WarpRow<scalar_t>& r, int64_t x, double sx, double sy, bool front) {
-  using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-  // "Some tap inside" is -1 < s < size; the comparisons are false for NaN.
-  if (!(front && sx > -1.0 && sx < double(r.src_w) && sy > -1.0 && sy < double(r.src_h))) {
-    for (int64_t c = 0; c < r.channels; ++c) r.outs[c][x] = scalar_t(0);
-    return;
-  }
-  // s > -1, so truncation of s + 1 is floor(s) + 1.
-  const int32_t x0 = int32_t(sx + 1.0) - 1;
-  const int32_t y0 = int32_t(sy + 1.0) - 1;
-  const acc_t fx = acc_t(sx - double(x0));
-  const acc_t fy = acc_t(sy - double(y0));
-  // The four bilinear weights, shared by the channels (w00 = 1 exactly at integer positions).
-  const acc_t w00 = (acc_t(1) - fx) * (acc_t(1) - fy), w01 = fx * (acc_t(1) - fy);
-  const acc_t w10 = (acc_t(1) - fx) * fy, w11 = fx * fy;
-  const bool interior = x0 >= 0 && y0 >= 0 && x0 + 1 < r.src_w && y0 + 1 < r.src_h;
-  for (int64_t c = 0; c < r.channels; ++c) {
-    const scalar_t* plane = r.planes[c];
-    auto tap = [&](int32_t xx, int32_t yy) {
-      return (interior || (xx >= 0 && yy >= 0 && xx < r.src_w && yy < r.src_h))
-                 ? acc_t(plane[int64_t(yy) * r.src_w + xx])
-                 : acc_t(0);
-    };
-    const acc_t a = tap(x0, y0), b = tap(x0 + 1, y0), cc = tap(x0, y0 + 1), d = tap(x0 + 1, y0 + 1);
-    r.outs[c][x] = warp_store<scalar_t>((a * w00 + b * w01) + (cc * w10 + d * w11));
-  }
-}
 
 #if defined(__SSE2__)
 /// One output row of uint8 or float32 images with SSE2: four pixels per step. A group whose
@@ -244,6 +175,10 @@ void warp_image_cpu_kernel(const scalar_t* src, int64_t batch, int64_t channels,
   const int64_t src_plane = src_h * src_w;
   const int64_t dst_plane = out_h * out_w;
   const double max_x = double(src_w - 1), max_y = double(src_h - 1);
+#if CROSSVIEW_WARP_AVX2
+  constexpr bool kAvx2Type = std::is_same_v<scalar_t, uint8_t> || std::is_same_v<scalar_t, float>;
+  const bool avx2 = kAvx2Type && warp_isa() == WarpIsa::avx2 && src_plane <= INT32_MAX;
+#endif
   at::parallel_for(0, batch * out_h, warp_grain_rows(out_w * channels), [&](int64_t begin, int64_t end) {
     const auto n_w = static_cast<size_t>(out_w);
     std::vector<double> sxs(n_w), sys(n_w), wss(n_w);
@@ -253,6 +188,18 @@ void warp_image_cpu_kernel(const scalar_t* src, int64_t batch, int64_t channels,
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / out_h;
       const int64_t y = row % out_h;
+#if CROSSVIEW_WARP_AVX2
+      if constexpr (kAvx2Type) {
+        if (avx2) {
+          for (int64_t c = 0; c < channels; ++c) {
+            planes[size_t(c)] = src + (n * channels + c) * src_plane;
+            outs[size_t(c)] = dst + (n * channels + c) * dst_plane + y * out_w;
+          }
+          avx2::warp_image_row(r, inv.of(n), double(y), out_w, valid ? valid + n * dst_plane + y * out_w : nullptr);
+          continue;
+        }
+      }
+#endif
       const bool simd = kWarpSimd<scalar_t>;
       if (valid || !simd) warp_row_coordinates(inv.of(n), double(y), out_w, sxs.data(), sys.data(), wss.data());
       if (valid) {
@@ -287,12 +234,23 @@ void warp_labels_cpu_kernel(const label_t* src, int64_t batch, int64_t src_h, in
                             label_t ignore_index) {
   const int64_t src_plane = src_h * src_w;
   const int64_t dst_plane = out_h * out_w;
+#if CROSSVIEW_WARP_AVX2
+  const bool avx2 = warp_isa() == WarpIsa::avx2 && src_plane <= INT32_MAX;
+#endif
   at::parallel_for(0, batch * out_h, warp_grain_rows(out_w), [&](int64_t begin, int64_t end) {
     const auto n_w = static_cast<size_t>(out_w);
     std::vector<double> sxs(n_w), sys(n_w), wss(n_w);
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / out_h;
       const int64_t y = row % out_h;
+#if CROSSVIEW_WARP_AVX2
+      if (avx2) {
+        avx2::warp_labels_row(src + n * src_plane, src_h, src_w, inv.of(n), double(y), out_w,
+                              dst + n * dst_plane + y * out_w, valid ? valid + n * dst_plane + y * out_w : nullptr,
+                              ignore_index);
+        continue;
+      }
+#endif
       warp_row_coordinates(inv.of(n), double(y), out_w, sxs.data(), sys.data(), wss.data());
       const label_t* plane = src + n * src_plane;
       label_t* out = dst + n * dst_plane + y * out_w;
@@ -322,16 +280,8 @@ void warp_labels_cpu_kernel(const label_t* src, int64_t batch, int64_t src_h, in
       }
 #endif
       for (; x < out_w; ++x) {
-        const double sx = sxs[size_t(x)], sy = sys[size_t(x)];
-        bool inside = wss[size_t(x)] > 0 && sx > -1.0 && sx < double(src_w) && sy > -1.0 && sy < double(src_h);
-        int64_t ix = 0, iy = 0;
-        if (inside) {
-          ix = int64_t(round_half_even(sx));
-          iy = int64_t(round_half_even(sy));
-          inside = ix >= 0 && iy >= 0 && ix < src_w && iy < src_h;
-        }
-        out[x] = inside ? plane[iy * src_w + ix] : ignore_index;
-        if (valid_row) valid_row[x] = inside;
+        warp_label_pixel(plane, src_h, src_w, x, sxs[size_t(x)], sys[size_t(x)], wss[size_t(x)] > 0, out, valid_row,
+                         ignore_index);
       }
     }
   });
