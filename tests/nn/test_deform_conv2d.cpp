@@ -87,6 +87,8 @@ const std::vector<Config> kConfigs = {
     {2, 4, 11, 5, 2, 2, 2, 1, 1, 1, 1, 2, 1, 2, 4, true, true, 6.0},  // offsets far outside
     {1, 3, 5, 5, 3, 3, 3, 1, 1, 0, 0, 1, 1, 3, 3, false, false, 0.5},
     {1, 16, 31, 29, 5, 3, 3, 1, 1, 2, 2, 2, 2, 1, 2, true, true, 1.5},  // several tiles of 64+ pixels
+    // Several images of several tiles each (the backward's per-image split across threads).
+    {2, 8, 24, 30, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2, 2, true, true, 1.0},
 };
 
 }  // namespace
