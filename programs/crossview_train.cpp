@@ -11,12 +11,19 @@
 //
 // Output in --out: results.json, <variant>/train_log.csv, <variant>/model.pt (checkpoint.pt while
 // training), fig4_segmentation.png, fig5_inconsistency.png, fig6_class_iou.png.
+//
+// Several processes (data-parallel on c10d, distributed.hpp):
+//   torchrun --no-python --nnodes 1 --nproc-per-node 2 build/bin/crossview-train ...
+// or any launcher that sets MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK. --batch stays
+// the global batch; rank 0 alone evaluates and writes files.
 
 #include <crossview_programs/datasets.hpp>
+#include <crossview_programs/distributed.hpp>
 #include <crossview_programs/evaluate.hpp>
 #include <crossview_programs/options.hpp>
 #include <crossview_programs/threads.hpp>
 #include <crossview_programs/report.hpp>
+#include <crossview_programs/stop_signal.hpp>
 #include <crossview_programs/study.hpp>
 #include <crossview_programs/trainer.hpp>
 
@@ -27,19 +34,39 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace cp = crossview_programs;
 
 namespace {
 
-torch::Device pick_device(const std::string& name) {
+/// The device of this process: with several processes on a machine, cuda means cuda:LOCAL_RANK.
+torch::Device pick_device(const std::string& name, int local_rank) {
   if (name == "cuda") {
     if (!torch::cuda::is_available()) throw std::runtime_error("--device cuda: no CUDA device is available");
-    return torch::Device(torch::kCUDA);
+    const int count = int(torch::cuda::device_count());
+    if (local_rank >= count) {
+      throw std::runtime_error("--device cuda: LOCAL_RANK=" + std::to_string(local_rank) + " but this machine has " +
+                               std::to_string(count) + " CUDA device(s); start at most that many processes per node");
+    }
+    return torch::Device(torch::kCUDA, c10::DeviceIndex(local_rank));
   }
   return torch::Device(torch::kCPU);
+}
+
+/// The stages run_seed trains (shared warm-up, then every variant), without evaluating or writing
+/// anything: what the ranks other than 0 do while rank 0 runs run_seed.
+void train_stages_as_follower(const cp::TrainOptions& o, const cp::Dataset& data, torch::Device device) {
+  std::filesystem::path warm_model;
+  if (o.warmup > 0) {
+    const auto spec = cp::warmup_spec();
+    cp::train_stage(o, spec, data, device, spec.name, 0, cp::warmup_iterations(o));
+    warm_model = cp::variant_dir(o, spec.name) / "model.pt";  // read by rank 0 only
+  }
+  for (const auto& name : o.variants) cp::train_variant(o, cp::variant_spec(name), data, device, name, warm_model);
 }
 
 /// results.json's "config" (every option, in to_json(TrainOptions)'s sections, plus what the run
@@ -50,6 +77,9 @@ nlohmann::json run_summary(const cp::TrainOptions& o, const cp::Dataset& data, t
   config["data"]["train_images_used"] = data.train_size;
   config["evaluation"]["eval_pairs"] = data.eval_size;
   config["run"]["device"] = device.str();
+  const auto* dist = cp::current_distributed();
+  config["world_size"] = dist != nullptr ? dist->world_size() : 1;
+  config["backend"] = dist != nullptr ? dist->backend() : "none";
   return {{"config", config}, {"class_names", data.class_names}};
 }
 
@@ -83,19 +113,39 @@ std::vector<std::pair<std::string, std::vector<cp::SeedDifferences>>> difference
 
 int run(const cp::TrainOptions& o) {
   cp::set_cpu_threads(o.threads);
-  const auto device = pick_device(o.device);
+  const auto* dist = cp::current_distributed();
+  const bool main = cp::is_main_process();
+  const auto device = pick_device(o.device, dist != nullptr ? dist->local_rank() : 0);
   const auto seeds = o.seeds.empty() ? std::vector<uint64_t>{o.seed} : cp::parse_seeds(o.seeds);
-  std::filesystem::create_directories(o.out);
-  std::fprintf(stderr, "crossview-train: %s, variants", o.dataset.c_str());
-  for (const auto& v : o.variants) std::fprintf(stderr, " %s", v.c_str());
-  std::fprintf(stderr,
-               "; %lld iterations (shared warm-up %.0f %%), batch %lld, crop %lld, ResNet-%d x%.3g, %s, %d threads, "
-               "%zu seed(s), out %s\n",
-               (long long)o.iterations, 100.0 * o.warmup, (long long)o.batch, (long long)o.crop, o.model.depth,
-               o.model.width, device.str().c_str(), o.threads, seeds.size(), o.out.c_str());
+  if (main) {
+    std::filesystem::create_directories(o.out);
+    std::fprintf(stderr, "crossview-train: %s, variants", o.dataset.c_str());
+    for (const auto& v : o.variants) std::fprintf(stderr, " %s", v.c_str());
+    std::fprintf(stderr,
+                 "; %lld iterations (shared warm-up %.0f %%), batch %lld, crop %lld, ResNet-%d x%.3g, %s, %d threads, "
+                 "%zu seed(s), out %s\n",
+                 (long long)o.iterations, 100.0 * o.warmup, (long long)o.batch, (long long)o.crop, o.model.depth,
+                 o.model.width, device.str().c_str(), o.threads, seeds.size(), o.out.c_str());
+    if (dist != nullptr) {
+      std::fprintf(stderr, "crossview-train: %d processes (%s), global batch %lld = %d x %lld\n", dist->world_size(),
+                   dist->backend().c_str(), (long long)o.batch, dist->world_size(),
+                   (long long)(o.batch / dist->world_size()));
+    }
+  }
 
   const auto data = cp::load_dataset(o);
   const auto summary = run_summary(o, data, device);
+  if (!main) {
+    // Train what rank 0 trains, seed by seed; rank 0 says which seeds --resume finds finished.
+    for (const auto seed : seeds) {
+      auto os = o;
+      os.seed = seed;
+      if (!o.seeds.empty()) os.out = (std::filesystem::path(o.out) / ("seed_" + std::to_string(seed))).string();
+      if (!o.seeds.empty() && dist->any(false)) continue;
+      train_stages_as_follower(os, data, device);
+    }
+    return 0;
+  }
   if (o.seeds.empty()) {
     const auto single = cp::run_seed(o, data, device, summary);
     cp::print_table(stdout, o.dataset, single.results);
@@ -118,7 +168,12 @@ int run(const cp::TrainOptions& o) {
     summary_seed["config"]["training"]["seed"] = seeds[k];
     const std::string prefix = "seed " + std::to_string(seeds[k]) + " (" + std::to_string(k + 1) + "/" +
                                std::to_string(seeds.size()) + ") ";
-    if (auto finished = cp::finished_seed(os, summary_seed)) {
+    auto finished = cp::finished_seed(os, summary_seed);
+    if (dist != nullptr && dist->any(finished.has_value())) {
+      runs.push_back(std::move(*finished));
+      continue;
+    }
+    if (dist == nullptr && finished) {
       runs.push_back(std::move(*finished));
       continue;
     }
@@ -151,6 +206,7 @@ int run(const cp::TrainOptions& o) {
 
 int main(int argc, char** argv) {
   cp::use_passive_openmp_waiting(argv);
+  cp::install_stop_signal_handlers();
   CLI::App app{
       "crossview-train: trains PSPNet with online VVD pairs, GGDC and the consistency loss (IJCAI-21) and prints "
       "Table 1.\nWith no arguments: all four variants on SyntheticStreet with a small backbone on the CPU."};
@@ -158,6 +214,12 @@ int main(int argc, char** argv) {
   cp::add_data_options(app, options);
   cp::add_train_options(app, options);
   cp::add_run_options(app, options);
+  double dist_timeout_s = 1800;
+  app.add_option("--dist-timeout", dist_timeout_s,
+                 "several processes: seconds a rank waits for the others (joining, every collective) before it "
+                 "fails; rank 0 evaluates alone while the others wait")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
     cp::finalize_train_options(app, options);
@@ -165,7 +227,21 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    const auto launch = cp::launch_environment();
+    if (launch && launch->world_size > 1) {
+      if (app.count("--threads") == 0) {
+        // The machine's cores shared among this node's processes.
+        const char* local = std::getenv("LOCAL_WORLD_SIZE");
+        const int per_node = local != nullptr ? std::max(1, std::atoi(local)) : launch->world_size;
+        options.threads = std::max(1, int(std::max(1u, std::thread::hardware_concurrency())) / per_node);
+      }
+      cp::set_current_distributed(std::make_shared<cp::Distributed>(
+          *launch, std::chrono::milliseconds(int64_t(dist_timeout_s * 1000.0))));
+    }
     return run(options);
+  } catch (const cp::TrainingStopped& e) {
+    std::fprintf(stderr, "\ncrossview-train: %s\n", e.what());
+    return cp::stop_exit_code();
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "crossview-train: error: %s\n", e.what_without_backtrace());
     return 1;

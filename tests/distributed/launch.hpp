@@ -47,11 +47,13 @@ struct RankResult {
 };
 
 /// Runs `argv` as `world_size` ranks with the launch variables plus `extra_env` (per rank:
-/// extra_env_per_rank[rank], may be empty), in `dir`/rank<r>.log.
+/// extra_env_per_rank[rank], may be empty) and rank r's `extra_args_per_rank[r]` appended, in
+/// `dir`/rank<r>.log.
 inline std::vector<RankResult> launch_ranks(const std::vector<std::string>& argv, int world_size,
                                             const std::filesystem::path& dir, std::chrono::seconds timeout,
                                             const std::map<std::string, std::string>& extra_env = {},
-                                            const std::vector<std::map<std::string, std::string>>& extra_env_per_rank = {}) {
+                                            const std::vector<std::map<std::string, std::string>>& extra_env_per_rank = {},
+                                            const std::vector<std::vector<std::string>>& extra_args_per_rank = {}) {
   std::filesystem::create_directories(dir);
   const int port = free_loopback_port();
   std::vector<pid_t> pids(size_t(world_size), -1);
@@ -72,8 +74,12 @@ inline std::vector<RankResult> launch_ranks(const std::vector<std::string>& argv
       if (size_t(r) < extra_env_per_rank.size()) {
         for (const auto& [k, v] : extra_env_per_rank[size_t(r)]) ::setenv(k.c_str(), v.c_str(), 1);
       }
+      std::vector<std::string> all = argv;
+      if (size_t(r) < extra_args_per_rank.size()) {
+        all.insert(all.end(), extra_args_per_rank[size_t(r)].begin(), extra_args_per_rank[size_t(r)].end());
+      }
       std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      for (const auto& a : all) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
       ::execv(args[0], args.data());
       ::_exit(127);

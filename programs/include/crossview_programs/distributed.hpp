@@ -288,4 +288,17 @@ class GradientAverager {
 
 #endif
 
+/// The process group this process trains in, or null for a single-process run. crossview-train
+/// sets it once in main (`set_current_distributed`), before any training; the training loop and
+/// the program read it.
+inline std::shared_ptr<Distributed>& current_distributed_slot() {
+  static std::shared_ptr<Distributed> slot;
+  return slot;
+}
+inline Distributed* current_distributed() { return current_distributed_slot().get(); }
+inline void set_current_distributed(std::shared_ptr<Distributed> dist) { current_distributed_slot() = std::move(dist); }
+
+/// True in a single-process run and on rank 0: the process that reads and writes files.
+inline bool is_main_process() { return current_distributed() == nullptr || current_distributed()->is_main(); }
+
 }  // namespace crossview_programs

@@ -16,12 +16,30 @@
 /// with mix_seed(seed, 2, i) before the step. So the data order is a pure function of (seed, i)
 /// and a run resumed from a checkpoint takes exactly the steps the uninterrupted run takes; on the
 /// CPU (same thread count) both end at the same weights.
+///
+/// Several processes (distributed.hpp; `current_distributed()` set): --batch stays the global
+/// batch. Every rank draws the batch of (seed, iteration) and takes its share (shard_batch); the
+/// cross-entropy terms are normalised by the labelled pixels of the global batch, so the average
+/// of the ranks' gradients, which c10d's Reducer computes during the backward pass, is the
+/// single-process gradient. The consistency loss is each rank's mean over its own pairs (the
+/// single-process value when the ranks' pairs have equally many correspondences). Parameters
+/// and buffers come from rank 0 at the start of a stage and buffers (BatchNorm statistics) before
+/// every step, as DistributedDataParallel does; rank 0 alone reads and writes logs and
+/// checkpoints and sends what it read (resume point, weights, momentum) to the others. BatchNorm
+/// normalises each rank's share with that share's statistics, and dropout draws its masks from a
+/// per-rank stream, so the training equals the single-process one exactly only for networks
+/// without either.
+///
+/// A stop request (SIGTERM / SIGINT, stop_signal.hpp) on any rank ends the stage after the current
+/// step on every rank: rank 0 writes the checkpoint, and train_stage throws TrainingStopped.
 
 #include <crossview_programs/checkpoint.hpp>
 #include <crossview_programs/data.hpp>
+#include <crossview_programs/distributed.hpp>
 #include <crossview_programs/model.hpp>
 #include <crossview_programs/options.hpp>
 #include <crossview_programs/progress.hpp>
+#include <crossview_programs/stop_signal.hpp>
 #include <crossview_programs/trained_network.hpp>
 
 #include <crossview/data/transforms.hpp>
@@ -37,6 +55,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -99,6 +118,38 @@ inline TrainBatch make_batch(const Dataset& data, const TrainOptions& o, const V
   batch.labels = torch::stack(labels);
   batch.H_b_a = crossview::homographies_to_tensor(Hs);
   return batch;
+}
+
+/// This rank's share of the global batch: ranks split the plain crops, or the view pairs (each
+/// rank keeps both views of its pairs, views a first), into `world_size` equal consecutive parts.
+/// \throws std::invalid_argument when the batch (the pairs) does not split evenly.
+inline TrainBatch shard_batch(const TrainBatch& batch, int rank, int world_size) {
+  if (world_size == 1) return batch;
+  TrainBatch share;
+  if (!batch.H_b_a.defined()) {
+    const int64_t total = batch.images.size(0);
+    if (total % world_size != 0) {
+      throw std::invalid_argument("crossview-train: --batch " + std::to_string(total) +
+                                  " (the global batch) must split evenly over WORLD_SIZE=" +
+                                  std::to_string(world_size) + " processes");
+    }
+    const int64_t per = total / world_size;
+    share.images = batch.images.slice(0, rank * per, (rank + 1) * per);
+    share.labels = batch.labels.slice(0, rank * per, (rank + 1) * per);
+    return share;
+  }
+  const int64_t pairs = batch.H_b_a.size(0);
+  if (pairs % world_size != 0) {
+    throw std::invalid_argument("crossview-train: --batch " + std::to_string(2 * pairs) + " holds " +
+                                std::to_string(pairs) + " view pairs, which must split evenly over WORLD_SIZE=" +
+                                std::to_string(world_size) + " processes (give --batch a multiple of " +
+                                std::to_string(2 * world_size) + ")");
+  }
+  const int64_t per = pairs / world_size, p0 = rank * per, p1 = p0 + per;
+  share.images = torch::cat({batch.images.slice(0, p0, p1), batch.images.slice(0, pairs + p0, pairs + p1)});
+  share.labels = torch::cat({batch.labels.slice(0, p0, p1), batch.labels.slice(0, pairs + p0, pairs + p1)});
+  share.H_b_a = batch.H_b_a.slice(0, p0, p1);
+  return share;
 }
 
 /// Cross-entropy over the labelled pixels; 0 (not NaN) when a batch has none.
@@ -184,6 +235,45 @@ inline Optimizer make_optimizer(Network& network, const TrainOptions& o) {
   return result;
 }
 
+/// Sum of the cross-entropy over the labelled pixels (ignore 255).
+inline torch::Tensor cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor& labels) {
+  namespace F = torch::nn::functional;
+  return F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().ignore_index(255).reduction(torch::kSum));
+}
+
+/// Copies rank 0's SGD momentum buffers into every rank's optimiser (after rank 0 alone loaded a
+/// checkpoint): ranks without a buffer for a parameter get one first.
+inline void broadcast_sgd_state(const Distributed& dist, torch::optim::SGD& sgd) {
+  std::vector<torch::Tensor> params;
+  for (auto& group : sgd.param_groups()) {
+    for (auto& p : group.params()) params.push_back(p);
+  }
+  auto& state = sgd.state();
+  auto present = torch::zeros({int64_t(params.size())}, torch::kInt32);
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (state.count(params[i].unsafeGetTensorImpl()) != 0) present[int64_t(i)] = 1;
+  }
+  dist.broadcast_({present});
+  std::vector<torch::Tensor> buffers;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (present[int64_t(i)].item<int>() == 0) continue;
+    void* key = params[i].unsafeGetTensorImpl();
+    if (state.count(key) == 0) {
+      auto fresh = std::make_unique<torch::optim::SGDParamState>();
+      fresh->momentum_buffer(torch::zeros_like(params[i]));
+      state[key] = std::move(fresh);
+    }
+    buffers.push_back(static_cast<torch::optim::SGDParamState&>(*state[key]).momentum_buffer());
+  }
+  dist.broadcast_(buffers);
+}
+
+/// Thrown by train_stage when a stop was requested (SIGTERM / SIGINT on any rank): the checkpoint
+/// of the last finished iteration is written; what() is one line for the user.
+struct TrainingStopped : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 /// What training a variant leaves behind.
 struct TrainedVariant {
   Network network{nullptr};
@@ -199,8 +289,12 @@ struct TrainedVariant {
 inline TrainedVariant train_stage(const TrainOptions& o, const VariantSpec& spec, const Dataset& data,
                                   torch::Device device, const std::string& label, int64_t first, int64_t last,
                                   const std::filesystem::path& start_from = {}) {
+  Distributed* const dist = current_distributed();
+  const bool main = is_main_process();
+  const int rank = dist != nullptr ? dist->rank() : 0;
+  const int world = dist != nullptr ? dist->world_size() : 1;
   const auto dir = variant_dir(o, spec.name);
-  std::filesystem::create_directories(dir);
+  if (main) std::filesystem::create_directories(dir);
   const auto final_path = dir / "model.pt";
   const auto checkpoint_path = dir / "checkpoint.pt";
   auto config = checkpoint_config(o, spec, data.num_classes, data.class_names, data.focal);
@@ -210,46 +304,67 @@ inline TrainedVariant train_stage(const TrainOptions& o, const VariantSpec& spec
   torch::manual_seed(o.seed);
   TrainedVariant result;
   result.network = make_network(model_options(o, spec), data.num_classes);
-  if (!start_from.empty()) {
+  if (!start_from.empty() && main) {  // the other ranks receive the weights below
     auto warm = load_trained_network(start_from);
     copy_shared_state(*warm.network, *result.network);
   }
   result.network->to(device);
 
-  if (o.resume && std::filesystem::exists(final_path)) {
+  // Rank 0 reads what --resume finds and tells the others: {what, iteration, seconds} with what
+  // 0 = nothing, 1 = the stage's final model, 2 = a checkpoint (weights and momentum follow).
+  enum Found { kNothing = 0, kFinal = 1, kCheckpoint = 2 };
+  auto optimizer = make_optimizer(result.network, o);
+  int found = kNothing;
+  int64_t start = first;
+  double seconds_before = 0;
+  if (main && o.resume && std::filesystem::exists(final_path)) {
     check_same_configuration(final_path, read_checkpoint_meta(final_path), config);
     const auto meta = load_checkpoint(final_path, *result.network, nullptr, device);
     std::fprintf(stderr, "%s: already trained (%lld iterations), loaded %s\n", label.c_str(),
                  (long long)meta.iteration, final_path.string().c_str());
-    result.iterations = meta.iteration;
-    result.train_seconds = meta.train_seconds;
-    return result;
-  }
-
-  auto optimizer = make_optimizer(result.network, o);
-  int64_t start = first;
-  double seconds_before = 0;
-  if (o.resume && std::filesystem::exists(checkpoint_path)) {
+    found = kFinal;
+    start = meta.iteration;
+    seconds_before = meta.train_seconds;
+  } else if (main && o.resume && std::filesystem::exists(checkpoint_path)) {
     check_same_configuration(checkpoint_path, read_checkpoint_meta(checkpoint_path), config);
     const auto meta = load_checkpoint(checkpoint_path, *result.network, optimizer.sgd.get(), device);
+    found = kCheckpoint;
     start = meta.iteration;
     seconds_before = meta.train_seconds;
     std::fprintf(stderr, "%s: resuming at iteration %lld from %s\n", label.c_str(), (long long)start,
                  checkpoint_path.string().c_str());
   }
+  if (dist != nullptr) {
+    auto state = torch::tensor({double(found), double(start), seconds_before}, torch::kFloat64);
+    dist->broadcast_({state});
+    found = int(state[0].item<double>());
+    start = int64_t(state[1].item<double>());
+    seconds_before = state[2].item<double>();
+    dist->broadcast_module_(*result.network);
+    if (found == kCheckpoint) broadcast_sgd_state(*dist, *optimizer.sgd);
+  }
+  if (found == kFinal) {
+    result.iterations = start;
+    result.train_seconds = seconds_before;
+    return result;
+  }
+  std::optional<GradientAverager> averager;
+  if (dist != nullptr) averager.emplace(*dist, *result.network);
 
   const auto ggdc = ggdc_layers(*result.network);
   crossview::ConsistencyLoss<> consistency;
   const int64_t closs_from = std::max(first, closs_start_iteration(o));
   std::vector<std::string> columns = {"loss", "ce", "aux", "closs"};
   for (const auto& layer : ggdc) columns.push_back("offset:" + layer.first);
-  CsvLog log(dir / "train_log.csv", columns, o.resume ? start : 0);
-  ProgressBar bar(label, last, start, !o.quiet);
+  std::optional<CsvLog> log;
+  if (main) log.emplace(dir / "train_log.csv", columns, o.resume ? start : 0);
+  ProgressBar bar(label, last, start, !o.quiet && main);
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
 
   result.network->train();
   std::vector<torch::Tensor> tap_storage;
+  const auto buffers = result.network->buffers();
   for (int64_t it = start; it < last; ++it) {
     const double lr = poly_lr(o, it);
     auto& groups = optimizer.sgd->param_groups();
@@ -257,13 +372,30 @@ inline TrainedVariant train_stage(const TrainOptions& o, const VariantSpec& spec
       static_cast<torch::optim::SGDOptions&>(groups[g].options()).lr(lr * optimizer.multipliers[g]);
     }
 
-    const auto batch = make_batch(data, o, spec, it);
-    torch::manual_seed(crossview::mix_seed(o.seed, 2, uint64_t(it)));
+    const auto batch = shard_batch(make_batch(data, o, spec, it), rank, world);
+    torch::manual_seed(dist == nullptr ? crossview::mix_seed(o.seed, 2, uint64_t(it))
+                                       : crossview::mix_seed(crossview::mix_seed(o.seed, 2, uint64_t(it)), 3,
+                                                             uint64_t(rank)));
     const auto images = batch.images.to(device);
     const auto labels = batch.labels.to(device);
+    torch::Tensor ce, aux;
+    if (dist != nullptr) {
+      dist->broadcast_(buffers);
+      averager->prepare_for_forward();
+    }
     const auto out = result.network->forward(images);
-    const auto ce = masked_cross_entropy(out.logits, labels);
-    const auto aux = out.aux_logits.defined() ? masked_cross_entropy(out.aux_logits, labels) : torch::zeros_like(ce);
+    if (dist == nullptr) {
+      ce = masked_cross_entropy(out.logits, labels);
+      aux = out.aux_logits.defined() ? masked_cross_entropy(out.aux_logits, labels) : torch::zeros_like(ce);
+    } else {
+      // Normalised by the global batch's labelled pixels, times the world size: the Reducer's
+      // average of the ranks' gradients is then the gradient of the global batch's mean.
+      auto count = (labels != 255).sum().to(torch::kCPU, torch::kFloat64).reshape({1});
+      dist->all_reduce_sum_(count);
+      const double scale = double(world) / std::max(1.0, count.item<double>());
+      ce = cross_entropy_sum(out.logits, labels) * scale;
+      aux = out.aux_logits.defined() ? cross_entropy_sum(out.aux_logits, labels) * scale : torch::zeros_like(ce);
+    }
     auto loss = ce + o.aux_weight * aux;
     torch::Tensor closs = torch::zeros_like(ce);
     if (spec.closs && it >= closs_from && batch.H_b_a.defined()) {
@@ -277,35 +409,54 @@ inline TrainedVariant train_stage(const TrainOptions& o, const VariantSpec& spec
       loss = loss + o.closs_alpha * closs;
     }
     optimizer.sgd->zero_grad();
-    loss.backward();
+    if (dist != nullptr) averager->prepare_for_backward();
+    loss.backward();  // with several ranks: gradients averaged, bucket by bucket, as they appear
     optimizer.sgd->step();
 
     LossTerms terms = {{"loss", loss.item<double>()},
                        {"ce", ce.item<double>()},
                        {"aux", aux.item<double>()},
                        {"closs", closs.item<double>()}};
+    bool stop = stop_requested();
+    if (dist != nullptr) {
+      // The logged terms are the ranks' means; the last entry counts the ranks asked to stop.
+      auto shared = torch::tensor({terms[0].second, terms[1].second, terms[2].second, terms[3].second,
+                                   stop ? 1.0 : 0.0},
+                                  torch::kFloat64);
+      dist->all_reduce_sum_(shared);
+      for (size_t k = 0; k < terms.size(); ++k) terms[k].second = shared[int64_t(k)].item<double>() / double(world);
+      stop = shared[4].item<double>() > 0;
+    }
     TORCH_CHECK(std::isfinite(terms[0].second), "crossview-train: the loss became ", terms[0].second,
                 " at iteration ", it + 1, " of ", spec.name, "; lower --lr");
     auto logged = terms;
     for (const auto& layer : ggdc) logged.emplace_back(layer.first, layer.second->mean_abs_offset().item<double>());
     const int64_t done = it + 1;
-    log.write(done, lr, logged, elapsed());
+    if (main) log->write(done, lr, logged, elapsed());
     bar.update(done, terms);
-    if (done % o.checkpoint_every == 0 && done < last) {
-      log.flush();
+    if (main && ((done % o.checkpoint_every == 0 && done < last) || stop)) {
+      log->flush();
       save_checkpoint(checkpoint_path, *result.network, optimizer.sgd.get(), {done, elapsed(), config.dump()});
     }
+    if (stop) {
+      const std::string why = stop_requested() ? stop_signal_name() : std::string("a stop request on another rank");
+      throw TrainingStopped("stopped by " + why + " after iteration " + std::to_string(done) + " of " + spec.name +
+                            (main ? "; checkpoint " + checkpoint_path.string() + " (continue with --resume)"
+                                  : " (rank " + std::to_string(rank) + "; rank 0 wrote the checkpoint)"));
+    }
     if (o.stop_after > 0 && done == o.stop_after) {
-      log.flush();
+      if (main) log->flush();
       std::fprintf(stderr, "\n%s: --stop-after %lld: exiting abruptly\n", label.c_str(), (long long)done);
       std::_Exit(3);
     }
   }
-  log.flush();
   result.iterations = last;
   result.train_seconds = elapsed();
-  save_checkpoint(final_path, *result.network, nullptr, {last, result.train_seconds, config.dump()});
-  std::filesystem::remove(checkpoint_path);
+  if (main) {
+    log->flush();
+    save_checkpoint(final_path, *result.network, nullptr, {last, result.train_seconds, config.dump()});
+    std::filesystem::remove(checkpoint_path);
+  }
   return result;
 }
 
