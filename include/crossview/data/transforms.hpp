@@ -34,6 +34,7 @@ struct ImageLabel {
 
 namespace detail {
 
+/// image [3, H, W] and label [H, W] (integer) of the same size, on one device.
 inline void check_image_label(const torch::Tensor& image, const torch::Tensor& label, const char* fn) {
   check_rank(image, {3}, fn, "image", "[3, H, W]");
   check_rank(label, {2}, fn, "label", "[H, W]");
@@ -41,6 +42,8 @@ inline void check_image_label(const torch::Tensor& image, const torch::Tensor& l
   TORCH_CHECK(image.size(1) == label.size(0) && image.size(2) == label.size(1), fn,
               ": image and label must have the same height and width, got image ", shape_string(image),
               " and label ", shape_string(label));
+  check_integer(label, fn, "label");
+  check_same_device(image, label, fn, "image", "label");
 }
 
 /// [3] tensor of per-channel constants shaped to broadcast over [..., 3, H, W].
@@ -71,8 +74,10 @@ inline torch::Tensor denormalize_imagenet(const torch::Tensor& image) {
 
 /// A uint8 image [3, H, W] (0..255) as float32 in [0, 1]; float images are returned as float32.
 inline torch::Tensor image_to_float(const torch::Tensor& image) {
+  TORCH_CHECK(image.defined(), "image_to_float: image must be a defined tensor, got an undefined tensor");
   if (image.scalar_type() == torch::kUInt8) return image.to(torch::kFloat32).div_(255.0);
-  detail::check_floating(image, "image_to_float", "image");
+  TORCH_CHECK(image.is_floating_point(), "image_to_float: image must be a uint8 or floating-point tensor, got ",
+              image.scalar_type());
   return image.to(torch::kFloat32);
 }
 
@@ -80,6 +85,7 @@ inline torch::Tensor image_to_float(const torch::Tensor& image) {
 inline ImageLabel resize_image_label(const torch::Tensor& image, const torch::Tensor& label,
                                      std::array<int64_t, 2> out_hw) {
   detail::check_image_label(image, label, "resize_image_label");
+  detail::check_nonempty_hw(image, "resize_image_label", "image");
   TORCH_CHECK(out_hw[0] > 0 && out_hw[1] > 0, "resize_image_label: out_hw must be positive, got ", out_hw[0], "x",
               out_hw[1]);
   namespace F = torch::nn::functional;
@@ -163,6 +169,7 @@ struct SegmentationTransform {
   ImageLabel operator()(const torch::Tensor& image, const torch::Tensor& label, URBG& rng) const {
     constexpr const char* kFn = "SegmentationTransform";
     detail::check_image_label(image, label, kFn);
+    detail::check_nonempty_hw(image, kFn, "image");
     TORCH_CHECK(scale_min_ > 0 && scale_max_ >= scale_min_, kFn,
                 ": scale range must satisfy 0 < scale_min <= scale_max, got [", scale_min_, ", ", scale_max_, "]");
     ImageLabel out{image_to_float(image), label.to(torch::kInt64)};

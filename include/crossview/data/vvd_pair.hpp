@@ -168,7 +168,8 @@ class VVDPairGenerator {
 
   const VVDOptions& options() const { return options_; }
 
-  /// A pair from `image` [C, H, W] (floating, e.g. RGB in [0, 1] or normalised; any device) and
+  /// A pair from `image` [C, H, W] (float32 or float64, e.g. RGB in [0, 1] or normalised; any
+  /// device; C, H, W > 0) and
   /// `label` [H, W] int64 on the same device, drawing every random number from `rng` (a
   /// uniform random bit generator such as std::mt19937_64; results are the same on every platform).
   /// \throws c10::Error naming the argument for wrong ranks, dtypes, devices, mismatched sizes, or
@@ -178,7 +179,8 @@ class VVDPairGenerator {
     constexpr const char* kFn = "VVDPairGenerator";
     detail::check_rank(image, {3}, kFn, "image", "[C, H, W]");
     detail::check_rank(label, {2}, kFn, "label", "[H, W]");
-    TORCH_CHECK(image.is_floating_point(), kFn, ": image must be a floating-point tensor, got ", image.scalar_type());
+    TORCH_CHECK(image.scalar_type() == torch::kFloat32 || image.scalar_type() == torch::kFloat64, kFn,
+                ": image must be a float32 or float64 tensor, got ", image.scalar_type());
     TORCH_CHECK(label.scalar_type() == torch::kInt64, kFn, ": label must be an int64 tensor of train ids, got ",
                 label.scalar_type());
     TORCH_CHECK(image.size(1) == label.size(0) && image.size(2) == label.size(1), kFn,
@@ -186,7 +188,8 @@ class VVDPairGenerator {
                 detail::shape_string(image), " and label ", detail::shape_string(label));
     detail::check_same_device(image, label, kFn, "image", "label");
     const int64_t H = image.size(1), W = image.size(2), a2 = options_.crop_size();
-    TORCH_CHECK(H > 0 && W > 0, kFn, ": image must not be empty, got ", detail::shape_string(image));
+    TORCH_CHECK(H > 0 && W > 0 && image.size(0) > 0, kFn, ": image must not be empty, got ",
+                detail::shape_string(image));
     TORCH_CHECK(options_.pad_small_images() || (H >= a2 && W >= a2), kFn, ": image ", H, "x", W,
                 " (HxW) is smaller than crop_size ", a2, " and pad_small_images is false");
 

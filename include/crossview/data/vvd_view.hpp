@@ -5,6 +5,8 @@
 /// neighbour straight into the largest rectangle inside the warped image (no fill pixels). And the
 /// sample type that VVD evaluation datasets yield. No OpenCV: file IO lives in crossview/io/.
 
+#include "crossview/detail/tensor_checks.hpp"
+#include "crossview/geometry/detail/checks.hpp"
 #include "crossview/geometry/homography.hpp"
 #include "crossview/geometry/inscribed_rect.hpp"
 #include "crossview/geometry/intrinsics.hpp"
@@ -46,7 +48,8 @@ struct DerivedView {
   double focal{0};             ///< pixels; principal point at the image centre
 };
 
-/// Derives the view of `image` ([3, H, W], uint8 or float) and `label` ([H, W] integer) under the
+/// Derives the view of `image` ([3, H, W], uint8, float32 or float64, not empty) and `label` ([H, W]
+/// integer, image's device) under the
 /// rotation of `angles` for a camera of focal length `focal` pixels with its principal point at
 /// the image centre (Sec. 4.2): H = K R K^-1, crop = largest_inscribed_rect(H, W, H), the image
 /// warped bilinearly and the label by nearest neighbour with T(-origin) * H.
@@ -60,6 +63,12 @@ inline DerivedView derive_vvd_view(const torch::Tensor& image, const torch::Tens
   TORCH_CHECK(image.size(1) == label.size(0) && image.size(2) == label.size(1), kFn,
               ": image and label must have the same height and width, got image ", detail::shape_string(image),
               " and label ", detail::shape_string(label));
+  const auto dtype = image.scalar_type();
+  TORCH_CHECK(dtype == torch::kUInt8 || dtype == torch::kFloat32 || dtype == torch::kFloat64, kFn,
+              ": image must be uint8, float32 or float64, got ", dtype);
+  detail::check_integer(label, kFn, "label");
+  detail::check_same_device(image, label, kFn, "image", "label");
+  TORCH_CHECK(image.numel() > 0, kFn, ": image must not be empty, got ", detail::shape_string(image));
   const int64_t height = image.size(1), width = image.size(2);
   const auto K = Intrinsicsd::centered(focal, double(width), double(height));
   const Eigen::Matrix3d R = rotation_from_euler(angles);
@@ -88,12 +97,19 @@ inline DerivedView derive_vvd_view(const torch::Tensor& image, const torch::Tens
 /// H_derived_source composed with the crop's translation. Every pixel of the result has its
 /// correspondence inside the original view; the pixels are the derived view's own (no
 /// interpolation). `crop`, when given, receives the rectangle in the whole derived view.
-/// \throws std::invalid_argument when no derived pixel sees the original view.
+/// \throws std::invalid_argument when no derived pixel sees the original view or H_derived_source is
+/// not finite; c10::Error for bad tensors.
 inline VVDSample crop_to_source_view(const VVDSample& sample, Rect* crop = nullptr) {
   constexpr const char* kFn = "crop_to_source_view";
   detail::check_rank(sample.image, {3}, kFn, "sample.image", "[3, H, W]");
   detail::check_rank(sample.derived_image, {3}, kFn, "sample.derived_image", "[3, h, w]");
   detail::check_rank(sample.derived_label, {2}, kFn, "sample.derived_label", "[h, w]");
+  detail::check_integer(sample.derived_label, kFn, "sample.derived_label");
+  TORCH_CHECK(sample.image.numel() > 0, kFn, ": sample.image must not be empty, got ",
+              detail::shape_string(sample.image));
+  if (!sample.H_derived_source.allFinite()) {
+    detail::throw_invalid(kFn, "sample.H_derived_source", "must have finite entries, got a NaN or infinity");
+  }
   TORCH_CHECK(sample.derived_image.size(1) == sample.derived_label.size(0) &&
                   sample.derived_image.size(2) == sample.derived_label.size(1),
               kFn, ": derived_image and derived_label must have the same height and width, got ",

@@ -39,8 +39,10 @@ Matrix3<Scalar> rotation_homography(const Intrinsics<Scalar>& K, const Eigen::Ma
 }
 
 /// The translation T(t) = [[1,0,tx],[0,1,ty],[0,0,1]].
+/// \throws std::invalid_argument if t is not finite.
 template <typename Scalar, typename Derived>
 Matrix3<Scalar> translation_homography(const Eigen::MatrixBase<Derived>& t) {
+  detail::check_finite(t, "translation_homography", "t");
   Matrix3<Scalar> T = Matrix3<Scalar>::Identity();
   T(0, 2) = t(0);
   T(1, 2) = t(1);
@@ -68,10 +70,14 @@ Matrix3<typename DerivedH::Scalar> crop_homography(const Eigen::MatrixBase<Deriv
 /// Eq. (4): maps pixel p_src to p_dst = (u/w, v/w) with (u, v, w) = H_dst_src * (x, y, 1).
 /// Returns an empty optional when w <= 0: the point lies behind the dst camera and has no image
 /// (it is never mirrored through the centre).
+/// \throws std::invalid_argument if H_dst_src or p_src is not finite.
 template <typename DerivedH, typename DerivedP>
 std::optional<Vector2<typename DerivedH::Scalar>> transform_point(const Eigen::MatrixBase<DerivedH>& H_dst_src,
                                                                   const Eigen::MatrixBase<DerivedP>& p_src) {
   using Scalar = typename DerivedH::Scalar;
+  // A NaN would fail the w > 0 test and pass for "behind the camera": refused instead.
+  detail::check_finite(H_dst_src, "transform_point", "H_dst_src");
+  detail::check_finite(p_src, "transform_point", "p_src");
   const Scalar x = Scalar(p_src(0)), y = Scalar(p_src(1));
   const Scalar w = H_dst_src(2, 0) * x + H_dst_src(2, 1) * y + H_dst_src(2, 2);
   if (!(w > Scalar(0))) return std::nullopt;
@@ -124,12 +130,13 @@ Matrix3<typename Derived::Scalar> rescale_homography(const Eigen::MatrixBase<Der
 /// H_dst_src between image pixels re-expressed between feature grids of strides stride_src and
 /// stride_dst (DESIGN.md: cell j at image coordinate s*j + (s-1)/2). Maps src-grid cells to
 /// dst-grid cells (sub-cell positions).
-/// \throws std::invalid_argument if a stride is not finite and positive.
+/// \throws std::invalid_argument if a stride is not finite and positive or H_dst_src is not finite.
 template <typename Derived>
 Matrix3<typename Derived::Scalar> feature_grid_homography(const Eigen::MatrixBase<Derived>& H_dst_src,
                                                           typename Derived::Scalar stride_src,
                                                           typename Derived::Scalar stride_dst) {
   using Scalar = typename Derived::Scalar;
+  detail::check_finite(H_dst_src, "feature_grid_homography", "H_dst_src");
   detail::check_positive(stride_src, "feature_grid_homography", "stride_src");
   detail::check_positive(stride_dst, "feature_grid_homography", "stride_dst");
   return rescale_homography(H_dst_src, Scalar(1) / stride_src, Scalar(1) / stride_src, Scalar(1) / stride_dst,

@@ -71,20 +71,13 @@ class ConsistencyLoss {
 
   /// Eq. (9) for one layer. feat_a [N, C, h_a, w_a] and feat_b [N, C, h_b, w_b]: floating, same
   /// dtype and device, any strides (the grids may differ in size); H_b_a [N, 3, 3] (or [3, 3] for
-  /// all items; any device/dtype, used in float64) maps patch-a pixels to patch-b pixels; image_hw
-  /// {H, W} is the size of both image patches. Returns a 0-dim tensor of the features' dtype.
+  /// all items; any dtype; any device holding values, its 9*N values checked on the CPU; used in
+  /// float64) maps patch-a pixels to patch-b pixels; it must be finite, and invertible when
+  /// symmetric. image_hw {H, W} is the size of both image patches. Returns a 0-dim tensor of the
+  /// features' dtype.
   torch::Tensor operator()(const torch::Tensor& feat_a, const torch::Tensor& feat_b, const torch::Tensor& H_b_a,
                            SizeHW image_hw) const {
-    constexpr const char* kFn = "ConsistencyLoss";
-    check_features(feat_a, feat_b, kFn);
-    const auto H = batched_homography(H_b_a, feat_a.size(0), feat_a.device(), kFn);
-    TORCH_CHECK(image_hw[0] > 0 && image_hw[1] > 0, kFn, ": image_hw must be positive, got ", image_hw[0], "x",
-                image_hw[1]);
-    auto loss = directed(feat_a, feat_b, H, image_hw);
-    if (options_.symmetric()) {
-      loss = 0.5 * (loss + directed(feat_b, feat_a, torch::linalg_inv(H), image_hw));
-    }
-    return loss;
+    return layer(feat_a, feat_b, H_b_a, image_hw, /*check_values=*/true);
   }
 
   /// Eq. (10): sum over layers l of layer_weights[l] * Eq. (9) for feats_a[l], feats_b[l] (each
@@ -100,7 +93,8 @@ class ConsistencyLoss {
                 "weight per layer (", feats_a.size(), "), got ", weights.size());
     torch::Tensor total;
     for (size_t l = 0; l < feats_a.size(); ++l) {
-      auto term = (*this)(feats_a[l], feats_b[l], H_b_a, image_hw);
+      // H_b_a's values are checked once, with the first layer.
+      auto term = layer(feats_a[l], feats_b[l], H_b_a, image_hw, /*check_values=*/l == 0);
       if (!weights.empty()) term = term * weights[l];
       total = total.defined() ? total + term : term;
     }
@@ -149,6 +143,21 @@ class ConsistencyLoss {
   }
 
  private:
+  // Eq. (9) for one layer; `check_values`: test H_b_a for finite (and, symmetric, invertible) values.
+  torch::Tensor layer(const torch::Tensor& feat_a, const torch::Tensor& feat_b, const torch::Tensor& H_b_a,
+                      SizeHW image_hw, bool check_values) const {
+    constexpr const char* kFn = "ConsistencyLoss";
+    check_features(feat_a, feat_b, kFn);
+    const auto H = batched_homography(H_b_a, feat_a.size(0), feat_a.device(), kFn, check_values, options_.symmetric());
+    TORCH_CHECK(image_hw[0] > 0 && image_hw[1] > 0, kFn, ": image_hw must be positive, got ", image_hw[0], "x",
+                image_hw[1]);
+    auto loss = directed(feat_a, feat_b, H, image_hw);
+    if (options_.symmetric()) {
+      loss = 0.5 * (loss + directed(feat_b, feat_a, torch::linalg_inv(H), image_hw));
+    }
+    return loss;
+  }
+
   // The mean loss over the given pairs (taps of both sides); the one place the work happens.
   torch::Tensor pair_loss(const torch::Tensor& feat_a, const torch::Tensor& feat_b, const detail::PairTaps& taps) const {
     const bool fused = std::is_same<Similarity, CosineSimilarity>::value && feat_a.device().is_cpu() &&
@@ -187,10 +196,13 @@ class ConsistencyLoss {
   }
 
   static torch::Tensor batched_homography(const torch::Tensor& H_b_a, int64_t N, torch::Device device,
-                                          const char* fn) {
+                                          const char* fn, bool check_values, bool invertible) {
     detail::check_rank(H_b_a, {2, 3}, fn, "H_b_a", "[N, 3, 3]");
     TORCH_CHECK(H_b_a.size(-1) == 3 && H_b_a.size(-2) == 3 && (H_b_a.dim() == 2 || H_b_a.size(0) == N), fn,
                 ": H_b_a must have shape [", N, ", 3, 3] (or [3, 3]), got ", detail::shape_string(H_b_a));
+    // A NaN or infinity would make every pair silently invalid (loss 0): refused. 9*N values are
+    // read on the CPU; a meta H_b_a has none and is refused. The symmetric loss inverts H_b_a.
+    if (check_values) detail::check_homographies(H_b_a, fn, "H_b_a", invertible);
     auto H = H_b_a.to(device, torch::kFloat64);
     return H.dim() == 2 ? H.unsqueeze(0).expand({N, 3, 3}).contiguous() : H;
   }
@@ -207,7 +219,9 @@ class ConsistencyLoss {
                          SizeHW image_hw) const {
     const SizeHW grid_a{feat_a.size(2), feat_a.size(3)};
     const SizeHW grid_b{feat_b.size(2), feat_b.size(3)};
-    const auto corr = correspondence_grid(H_b_a, grid_a, image_hw, grid_b, image_hw);
+    // H_b_a was checked before it moved to the features' device.
+    const auto corr =
+        detail::correspondence_grid_impl(H_b_a, grid_a, image_hw, grid_b, image_hw, /*check_values=*/false);
     const auto index = corr.valid.reshape({-1}).nonzero().squeeze(1);
     const int64_t hw_a = grid_a[0] * grid_a[1];
     detail::PairTaps taps;

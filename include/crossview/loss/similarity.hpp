@@ -10,8 +10,11 @@
 ///     gradients for every finite input, zero rows included; `eps` is ConsistencyLossOptions::eps;
 ///   - `static const char* name()`.
 
+#include "crossview/detail/tensor_checks.hpp"
+
 #include <torch/torch.h>
 
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -21,8 +24,13 @@ namespace crossview {
 /// s = <x, y> / (max(|x|, eps) * max(|y|, eps)), clamped to [-1, 1] against rounding.
 /// A zero column has similarity 0 with everything and a finite gradient (|grad| <= |y| / (eps |y|)).
 struct CosineSimilarity {
-  /// x, y: [P, C] (any floating dtype, any device) -> [P].
+  /// x, y: [P, C] (any floating dtype, any device; y as x, no broadcasting) -> [P].
   static torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& y, double eps) {
+    constexpr const char* kFn = "CosineSimilarity";
+    detail::check_rank(x, {2}, kFn, "x", "[P, C]");
+    detail::check_floating(x, kFn, "x");
+    TORCH_CHECK(y.defined() && y.sizes() == x.sizes(), kFn, ": y must have the shape of x ", detail::shape_string(x),
+                ", got ", y.defined() ? detail::shape_string(y) : std::string("an undefined tensor"));
     const double eps2 = eps * eps;
     const auto dot = (x * y).sum(1);
     // Squared norms floored before the square root: the gradient of sqrt is never taken at 0.

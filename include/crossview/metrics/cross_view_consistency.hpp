@@ -121,6 +121,7 @@ inline int64_t cvc_homography_cpu(const torch::Tensor& pred_a, const torch::Tens
 /// positions), so a pixel whose image lies within ~1e-5 px of a rounding boundary may round the
 /// other way there.
 /// \returns the number of pixels scored.
+/// \throws c10::Error for wrong ranks, shapes, dtypes or devices, and a non-finite (or `meta`) H_b_a.
 inline int64_t cross_view_consistency(const torch::Tensor& pred_a, const torch::Tensor& pred_b,
                                       const torch::Tensor& H_b_a, ConfusionMatrix& confusion,
                                       const torch::Tensor& gt_a = {}) {
@@ -134,6 +135,8 @@ inline int64_t cross_view_consistency(const torch::Tensor& pred_a, const torch::
               ": H_b_a must have shape [", a.size(0), ", 3, 3] or [3, 3], got ", detail::shape_string(H_b_a));
   TORCH_CHECK(b.device() == a.device(), kFn, ": pred_a and pred_b must be on the same device, got ", a.device(),
               " and ", b.device());
+  // A NaN or infinity would leave every pixel silently unscored: refused (9*N values read on the CPU).
+  detail::check_homographies(H_b_a, kFn, "H_b_a");
   auto H = H_b_a.to(a.device(), torch::kFloat64);
   if (H.dim() == 2) H = H.unsqueeze(0).expand({a.size(0), 3, 3}).contiguous();
   torch::Tensor gt;
@@ -145,7 +148,8 @@ inline int64_t cross_view_consistency(const torch::Tensor& pred_a, const torch::
   if (a.device().is_cpu()) return detail::cvc_homography_cpu(a, b, H, gt.defined() ? gt : torch::Tensor(), confusion);
   // Pixel grids are feature grids of stride 1.
   const SizeHW hw_a{a.size(1), a.size(2)}, hw_b{b.size(1), b.size(2)};
-  const auto corr = correspondence_grid(H, hw_a, hw_a, hw_b, hw_b);
+  // H_b_a was checked above, before it moved to the predictions' device.
+  const auto corr = detail::correspondence_grid_impl(H, hw_a, hw_a, hw_b, hw_b, /*check_values=*/false);
   return detail::score_at_positions(a, b, corr.position_b, corr.valid, confusion, gt, kFn);
 }
 
@@ -178,6 +182,8 @@ inline int64_t cross_view_consistency_flow(const torch::Tensor& pred_a, const to
               kFn, ": flow_a_b must have shape [", a.size(0), ", ", a.size(1), ", ", a.size(2), ", 2], got ",
               detail::shape_string(flow_a_b));
   detail::check_floating(flow, kFn, "flow_a_b");
+  detail::check_has_values(flow, kFn, "flow_a_b");
+  if (valid.defined()) detail::check_has_values(valid, kFn, "valid");
   const auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(a.device());
   const auto xs = torch::arange(a.size(2), opts).view({1, 1, -1}).expand({a.size(0), a.size(1), a.size(2)});
   const auto ys = torch::arange(a.size(1), opts).view({1, -1, 1}).expand({a.size(0), a.size(1), a.size(2)});

@@ -107,7 +107,7 @@ class CCNetImpl : public torch::nn::Cloneable<CCNetImpl> {
   /// `x`: `[N, 3, H, W]` -> logits `[N, num_classes, H, W]`, auxiliary logits (training mode),
   /// the four stage outputs and every block's output.
   SegmentationOutput forward(const torch::Tensor& x) {
-    TORCH_CHECK(x.dim() == 4, "CCNet: input must have shape [N, C, H, W], got ", x.sizes());
+    backbone->check_input(x, "CCNet");
     SegmentationOutput out;
     auto backbone_features = backbone->forward_features(x);
     out.features = std::move(backbone_features.stages);

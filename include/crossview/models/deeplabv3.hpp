@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <ostream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -72,8 +73,10 @@ class ASPPImpl : public torch::nn::Cloneable<ASPPImpl> {
 
   /// `x`: `[N, in_channels, h, w]` -> `[N, (1 + dilations.size()) * channels, h, w]`.
   torch::Tensor forward(const torch::Tensor& x) {
-    TORCH_CHECK(x.dim() == 4 && x.size(1) == options.in_channels(), "ASPP: input must have shape [N, ",
-                options.in_channels(), ", h, w], got ", x.sizes());
+    TORCH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == options.in_channels(), "ASPP: input must have shape [N, ",
+                options.in_channels(), ", h, w], got ",
+                x.defined() ? detail::shape_string(x) : std::string("an undefined tensor"));
+    detail::check_matches_parameter(x, image_pool->parameters().front(), "ASPP", "input");
     std::vector<torch::Tensor> parts;
     parts.reserve(branches->size() + 1);
     parts.push_back(detail::resize_bilinear(image_pool->forward(x), x.size(2), x.size(3)));
@@ -168,7 +171,7 @@ class DeepLabV3Impl : public torch::nn::Cloneable<DeepLabV3Impl> {
   /// `x`: `[N, 3, H, W]` -> logits `[N, num_classes, H, W]`, auxiliary logits (training mode),
   /// the four stage outputs and every block's output.
   SegmentationOutput forward(const torch::Tensor& x) {
-    TORCH_CHECK(x.dim() == 4, "DeepLabV3: input must have shape [N, C, H, W], got ", x.sizes());
+    backbone->check_input(x, "DeepLabV3");
     SegmentationOutput out;
     auto backbone_features = backbone->forward_features(x);
     out.features = std::move(backbone_features.stages);

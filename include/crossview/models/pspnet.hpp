@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <ostream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -68,8 +69,12 @@ class PyramidPoolingImpl : public torch::nn::Cloneable<PyramidPoolingImpl> {
 
   /// `x`: `[N, in_channels, h, w]` -> `[N, in_channels + bins.size() * channels, h, w]`.
   torch::Tensor forward(const torch::Tensor& x) {
-    TORCH_CHECK(x.dim() == 4 && x.size(1) == options.in_channels(), "PyramidPooling: input must have shape [N, ",
-                options.in_channels(), ", h, w], got ", x.sizes());
+    TORCH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == options.in_channels(),
+                "PyramidPooling: input must have shape [N, ", options.in_channels(), ", h, w], got ",
+                x.defined() ? detail::shape_string(x) : std::string("an undefined tensor"));
+    if (!branches.empty()) {
+      detail::check_matches_parameter(x, branches.front()->parameters().front(), "PyramidPooling", "input");
+    }
     std::vector<torch::Tensor> parts{x};
     const std::vector<int64_t> size{x.size(2), x.size(3)};
     for (auto& branch : branches) {
@@ -163,7 +168,7 @@ class PSPNetImpl : public torch::nn::Cloneable<PSPNetImpl> {
   /// `x`: `[N, 3, H, W]` -> logits `[N, num_classes, H, W]`, auxiliary logits (training mode) and
   /// the four stage outputs.
   PSPNetOutput forward(const torch::Tensor& x) {
-    TORCH_CHECK(x.dim() == 4, "PSPNet: input must have shape [N, C, H, W], got ", x.sizes());
+    backbone->check_input(x, "PSPNet");
     PSPNetOutput out;
     auto backbone_features = backbone->forward_features(x);
     out.features = std::move(backbone_features.stages);

@@ -6,6 +6,7 @@
 /// conv of residual blocks. `forward` returns the four stage outputs: the taps of the consistency
 /// loss (paper Eq. 10).
 
+#include "crossview/detail/tensor_checks.hpp"
 #include "crossview/models/residual_block.hpp"
 
 #include <torch/torch.h>
@@ -207,8 +208,7 @@ class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
   /// `x` -> the four stage outputs and every residual block's output (the paper's consistency-loss
   /// taps, "the outputs of all residual blocks"), computed once.
   ResNetFeatures forward_features(const torch::Tensor& x) {
-    TORCH_CHECK(x.dim() == 4 && x.size(1) == options.in_channels(), "ResNet: input must have shape [N, ",
-                options.in_channels(), ", H, W], got ", x.sizes());
+    check_input(x, "ResNet");
     auto out = stem ? stem->forward(x) : bn1->forward(conv1->forward(x)).relu_();
     out = maxpool->forward(out);
     ResNetFeatures features;
@@ -221,6 +221,17 @@ class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
       features.stages.push_back(out);
     }
     return features;
+  }
+
+  /// Checks a network input for the model named `function` (ResNet, or a head built on it):
+  /// `[N, in_channels, H, W]`, not empty, in the network's dtype and on its device.
+  /// \throws c10::Error naming `function` and "input".
+  void check_input(const torch::Tensor& x, const char* function) const {
+    TORCH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == options.in_channels(), function,
+                ": input must have shape [N, ", options.in_channels(), ", H, W], got ",
+                x.defined() ? detail::shape_string(x) : std::string("an undefined tensor"));
+    detail::check_matches_parameter(x, stem ? stem->parameters().front() : conv1->weight, function, "input");
+    TORCH_CHECK(x.numel() > 0, function, ": input must not be empty, got ", detail::shape_string(x));
   }
 
   /// Output channels of the four stages, e.g. {256, 512, 1024, 2048} for ResNet-50.

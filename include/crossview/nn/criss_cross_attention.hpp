@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <limits>
 #include <ostream>
+#include <string>
 
 namespace crossview {
 
@@ -101,10 +102,14 @@ class CrissCrossAttentionImpl : public torch::nn::Cloneable<CrissCrossAttentionI
     gamma.zero_();
   }
 
-  /// `x`: `[N, channels, H, W]` -> `[N, channels, H, W]`.
+  /// `x`: `[N, channels, H, W]` (the layer's dtype and device, H, W > 0) -> `[N, channels, H, W]`.
   torch::Tensor forward(const torch::Tensor& x) {
-    TORCH_CHECK(x.dim() == 4 && x.size(1) == options.channels(), "CrissCrossAttention: input must have shape [N, ",
-                options.channels(), ", H, W], got ", x.sizes());
+    constexpr const char* kFn = "CrissCrossAttention";
+    TORCH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == options.channels(), kFn, ": input must have shape [N, ",
+                options.channels(), ", H, W], got ",
+                x.defined() ? detail::shape_string(x) : std::string("an undefined tensor"));
+    detail::check_matches_parameter(x, gamma, kFn, "input");
+    detail::check_nonempty_hw(x, kFn, "input");
     const auto attended = criss_cross_attention(query_conv->forward(x), key_conv->forward(x), value_conv->forward(x));
     return gamma * attended + x;
   }

@@ -155,10 +155,15 @@ class GGDCImpl : public torch::nn::Cloneable<GGDCImpl<GradientOp, OffsetHead>>, 
     }
   }
 
-  /// The gradient maps G(x): x [N, Cin, H, W] -> [N, offset_head_in_channels(options), H, W].
+  /// The gradient maps G(x): x [N, Cin, H, W] (the layer's dtype and device, H, W > 0) ->
+  /// [N, offset_head_in_channels(options), H, W].
   torch::Tensor gradients(const torch::Tensor& x) {
-    TORCH_CHECK(x.dim() == 4 && x.size(1) == options.in_channels(), "GGDC: input must have shape [N, ",
-                options.in_channels(), ", H, W], got ", x.sizes());
+    TORCH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == options.in_channels(), "GGDC: input must have shape [N, ",
+                options.in_channels(), ", H, W], got ",
+                x.defined() ? detail::shape_string(x) : std::string("an undefined tensor"));
+    detail::check_matches_parameter(x, weight, "GGDC", "input");
+    TORCH_CHECK(x.size(2) > 0 && x.size(3) > 0, "GGDC: input must not be empty in H and W, got ",
+                detail::shape_string(x));
     torch::Tensor g;
     if constexpr (kStatefulGradient) {
       g = gradient->forward(x);

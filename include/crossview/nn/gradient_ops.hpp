@@ -13,7 +13,7 @@
 /// All three are 3x3 depthwise filters, normalised so that a linear ramp of slope 1 per pixel
 /// gives exactly 1 away from the border; the input is padded by replicating its border pixels
 /// (a constant image has zero gradient everywhere; at the border a ramp's gradient is halved).
-/// Differentiable (plain convolutions); any floating dtype, any device.
+/// Differentiable (plain convolutions); any floating dtype, any device; H and W must be > 0.
 
 #include "crossview/detail/tensor_checks.hpp"
 
@@ -30,7 +30,10 @@ namespace detail {
 inline torch::Tensor depthwise_gradient(const torch::Tensor& x, const std::array<double, 9>& kx, const char* fn) {
   check_rank(x, {4}, fn, "x", "[N, C, H, W]");
   check_floating(x, fn, "x");
+  // Replicate padding needs a pixel to replicate; an empty batch or channel set is fine.
+  TORCH_CHECK(x.size(2) > 0 && x.size(3) > 0, fn, ": x must have non-empty H and W, got ", shape_string(x));
   const int64_t c = x.size(1);
+  if (c == 0) return x.new_zeros({x.size(0), 0, x.size(2), x.size(3)});  // replicate padding refuses C = 0
   const auto k = torch::tensor(std::vector<double>(kx.begin(), kx.end()), torch::kFloat64).view({3, 3});
   const auto w = torch::stack({k, k.t()}).unsqueeze(1).repeat({c, 1, 1, 1}).to(x.options());  // [2C, 1, 3, 3]
   const auto padded = torch::nn::functional::pad(

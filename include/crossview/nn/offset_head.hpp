@@ -6,12 +6,14 @@
 /// offset_groups*kh*kw mask logits. The contract of a user-written head is stated in
 /// ggdc_policies.hpp (checked by GGDCImpl with static_assert, trait `is_offset_head_v`).
 
+#include "crossview/detail/tensor_checks.hpp"
 #include "crossview/nn/ggdc_options.hpp"
 
 #include <torch/torch.h>
 
 #include <cstdint>
 #include <ostream>
+#include <string>
 #include <utility>
 
 namespace crossview {
@@ -54,8 +56,15 @@ class ConvOffsetHeadImpl : public torch::nn::Cloneable<ConvOffsetHeadImpl> {
     output->bias.zero_();
   }
 
-  /// gradients [N, Cg, H, W] -> [N, (2 or 3)*offset_groups*kh*kw, Hout, Wout].
+  /// gradients [N, Cg, H, W] (the head's dtype and device) ->
+  /// [N, (2 or 3)*offset_groups*kh*kw, Hout, Wout].
   torch::Tensor forward(const torch::Tensor& gradients) {
+    constexpr const char* kFn = "ConvOffsetHead";
+    const int64_t in = offset_head_in_channels(options);
+    TORCH_CHECK(gradients.defined() && gradients.dim() == 4 && gradients.size(1) == in, kFn,
+                ": gradients must have shape [N, ", in, ", H, W], got ",
+                gradients.defined() ? detail::shape_string(gradients) : std::string("an undefined tensor"));
+    detail::check_matches_parameter(gradients, output->weight, kFn, "gradients");
     return output->forward(hidden ? torch::relu(hidden->forward(gradients)) : gradients);
   }
 

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <string>
 
 namespace crossview {
 
@@ -21,14 +22,12 @@ struct Correspondence {
   torch::Tensor valid;
 };
 
-/// For every cell of feature grid a (size grid_a_hw, computed from an image patch of size
-/// image_a_hw) its position in feature grid b (grid_b_hw from image_b_hw), given the pair
-/// homography H_b_a [N, 3, 3] (or [3, 3]) in patch pixel coordinates (Eq. 3/4). Feature cell j of
-/// a grid with stride s = image/grid sits at image coordinate s*j + (s-1)/2 (DESIGN.md). Computed
-/// in float64 on H_b_a's device, one batched pass; no per-pair loops.
-/// \throws c10::Error for wrong shapes or empty sizes.
-inline Correspondence correspondence_grid(const torch::Tensor& H_b_a, SizeHW grid_a_hw, SizeHW image_a_hw,
-                                          SizeHW grid_b_hw, SizeHW image_b_hw) {
+namespace detail {
+
+/// correspondence_grid; `check_values` false skips the finite test of H_b_a (for callers that
+/// tested it already, before moving it to the device: the test copies it to the CPU).
+inline Correspondence correspondence_grid_impl(const torch::Tensor& H_b_a, SizeHW grid_a_hw, SizeHW image_a_hw,
+                                               SizeHW grid_b_hw, SizeHW image_b_hw, bool check_values) {
   constexpr const char* kFn = "correspondence_grid";
   detail::check_rank(H_b_a, {2, 3}, kFn, "H_b_a", "[N, 3, 3]");
   TORCH_CHECK(H_b_a.size(-1) == 3 && H_b_a.size(-2) == 3, kFn, ": H_b_a must have shape [N, 3, 3], got ",
@@ -36,6 +35,8 @@ inline Correspondence correspondence_grid(const torch::Tensor& H_b_a, SizeHW gri
   for (const auto* s : {&grid_a_hw, &image_a_hw, &grid_b_hw, &image_b_hw}) {
     TORCH_CHECK((*s)[0] > 0 && (*s)[1] > 0, kFn, ": sizes must be positive, got ", (*s)[0], "x", (*s)[1]);
   }
+  // A NaN would make every cell silently invalid. (A meta H has no values: refused there.)
+  if (check_values) detail::check_homographies(H_b_a, kFn, "H_b_a");
   const auto H = (H_b_a.dim() == 2 ? H_b_a.unsqueeze(0) : H_b_a).to(torch::kFloat64);
   const auto opts = H.options();
   const double sa_y = double(image_a_hw[0]) / double(grid_a_hw[0]);
@@ -61,11 +62,31 @@ inline Correspondence correspondence_grid(const torch::Tensor& H_b_a, SizeHW gri
   return Correspondence{torch::stack({qx, qy}, -1).to(torch::kFloat32), valid};
 }
 
+}  // namespace detail
+
+/// For every cell of feature grid a (size grid_a_hw, computed from an image patch of size
+/// image_a_hw) its position in feature grid b (grid_b_hw from image_b_hw), given the pair
+/// homography H_b_a [N, 3, 3] (or [3, 3]) in patch pixel coordinates (Eq. 3/4). Feature cell j of
+/// a grid with stride s = image/grid sits at image coordinate s*j + (s-1)/2 (DESIGN.md). Computed
+/// in float64 on H_b_a's device, one batched pass; no per-pair loops.
+/// \throws c10::Error for wrong shapes, empty sizes or a non-finite H_b_a (checked on the CPU, a
+/// copy of 9*N values; a `meta` H_b_a, which has none, is refused).
+inline Correspondence correspondence_grid(const torch::Tensor& H_b_a, SizeHW grid_a_hw, SizeHW image_a_hw,
+                                          SizeHW grid_b_hw, SizeHW image_b_hw) {
+  return detail::correspondence_grid_impl(H_b_a, grid_a_hw, image_a_hw, grid_b_hw, image_b_hw, /*check_values=*/true);
+}
+
 /// Converts positions in a grid of size grid_hw (cell centres at integers) to grid_sample's
-/// normalised coordinates with align_corners=False: g = (2p + 1) / size - 1.
+/// normalised coordinates with align_corners=False: g = (2p + 1) / size - 1. `position` is
+/// floating [..., 2] (x, y); grid_hw {height, width} positive.
 inline torch::Tensor to_grid_sample_coordinates(const torch::Tensor& position, SizeHW grid_hw) {
-  TORCH_CHECK(position.dim() >= 1 && position.size(-1) == 2,
-              "to_grid_sample_coordinates: position must have shape [..., 2], got ", detail::shape_string(position));
+  constexpr const char* kFn = "to_grid_sample_coordinates";
+  TORCH_CHECK(position.defined() && position.dim() >= 1 && position.size(-1) == 2, kFn,
+              ": position must have shape [..., 2], got ",
+              position.defined() ? detail::shape_string(position) : std::string("an undefined tensor"));
+  detail::check_floating(position, kFn, "position");
+  TORCH_CHECK(grid_hw[0] > 0 && grid_hw[1] > 0, kFn, ": grid_hw must be positive {height, width}, got {", grid_hw[0],
+              ", ", grid_hw[1], "}");
   const auto scale = torch::tensor({2.0 / double(grid_hw[1]), 2.0 / double(grid_hw[0])}, position.options());
   return (position + 0.5) * scale - 1.0;
 }

@@ -34,8 +34,12 @@ inline torch::Tensor homographies_to_tensor(const std::vector<Eigen::Matrix3d>& 
 }
 
 /// Homography `index` of a [N, 3, 3] (or [3, 3]) tensor as an Eigen matrix (copied to the CPU).
+/// \throws c10::Error for a wrong shape, an index outside [0, N) or a `meta` tensor (no values).
 inline Eigen::Matrix3d homography_from_tensor(const torch::Tensor& H, int64_t index = 0) {
   detail::check_rank(H, {2, 3}, "homography_from_tensor", "H", "[N, 3, 3] or [3, 3]");
+  detail::check_has_values(H, "homography_from_tensor", "H");
+  TORCH_CHECK(H.dim() == 2 || (index >= 0 && index < H.size(0)), "homography_from_tensor: index must lie in [0, ",
+              H.size(0), ") for H of shape ", detail::shape_string(H), ", got ", index);
   const auto Hn = (H.dim() == 2 ? H : H[index]).to(torch::kCPU, torch::kFloat64).contiguous();
   TORCH_CHECK(Hn.size(0) == 3 && Hn.size(1) == 3, "homography_from_tensor: H must have shape [N, 3, 3] or [3, 3], got ",
               detail::shape_string(H));

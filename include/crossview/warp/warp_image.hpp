@@ -61,7 +61,9 @@ inline Warped warp_image_impl(const torch::Tensor& image, const torch::Tensor& H
                               bool want_valid, bool force_aten = false) {
   constexpr const char* kFn = "warp_image";
   const auto in = check_warp_image_input(image, kFn);
+  check_has_values(image, kFn, "image");  // no ATen path on meta (aten::where has no meta kernel)
   check_out_hw(out_hw, kFn);
+  if (H_dst_src.defined()) check_has_values(H_dst_src, kFn, "H_dst_src");  // it is inverted on the CPU
   const auto inv = invert_homographies(H_dst_src, in.images.size(0), kFn);
   Warped result;
   if (force_aten || !in.images.device().is_cpu()) {
@@ -99,9 +101,11 @@ inline Warped warp_image_impl(const torch::Tensor& image, const torch::Tensor& H
 /// (paper Eq. 2/4), with bilinear interpolation: destination pixel (x, y) takes the source at
 /// (sx, sy) = H_dst_src^-1 * (x, y, 1) (pixel centres at integers, DESIGN.md).
 ///
-/// - `image`: [C, H, W] or [N, C, H, W], uint8, float32 or float64, any device.
-/// - `H_dst_src`: [3, 3] or [N, 3, 3] floating tensor (one shared, or one per image), any device;
-///   it must be invertible. It maps source pixels to output pixels.
+/// - `image`: [C, H, W] or [N, C, H, W] (C, H, W > 0; N may be 0), uint8, float32 or float64, any
+///   device that holds values (CPU, CUDA; not `meta`).
+/// - `H_dst_src`: [3, 3] or [N, 3, 3] floating tensor (one shared, or one per image), any device
+///   that holds values (not `meta`); it must be finite and invertible. It maps source pixels to
+///   output pixels.
 /// - returns [C, h, w] / [N, C, h, w] in the input's dtype and device. uint8 results are rounded
 ///   to nearest and saturated.
 ///
@@ -117,7 +121,8 @@ inline Warped warp_image_impl(const torch::Tensor& image, const torch::Tensor& H
 ///
 /// CPU tensors run a multithreaded kernel (rows across at::parallel_for); other devices a
 /// grid_sample-based path built from ATen ops.
-/// \throws c10::Error naming the argument for wrong ranks, dtypes, sizes or a singular H.
+/// \throws c10::Error naming the argument for wrong ranks, dtypes, sizes, an empty image, or a
+/// singular or non-finite H.
 inline torch::Tensor warp_image(const torch::Tensor& image, const torch::Tensor& H_dst_src, SizeHW out_hw) {
   return detail::warp_image_impl(image, H_dst_src, out_hw, /*want_valid=*/false).output;
 }

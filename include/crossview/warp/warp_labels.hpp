@@ -53,9 +53,11 @@ inline Warped warp_labels_impl(const torch::Tensor& labels, const torch::Tensor&
                                                   : std::numeric_limits<int64_t>::max();
   TORCH_CHECK(ignore_index >= lowest && ignore_index <= highest, kFn,
               ": ignore_index must be representable in the labels' dtype ", type, ", got ", ignore_index);
+  check_has_values(labels, kFn, "labels");  // no ATen path on meta (aten::where has no meta kernel)
   check_out_hw(out_hw, kFn);
   const bool batched = labels.dim() == 3;
   const auto maps = batched ? labels : labels.unsqueeze(0);
+  if (H_dst_src.defined()) check_has_values(H_dst_src, kFn, "H_dst_src");  // it is inverted on the CPU
   const auto inv = invert_homographies(H_dst_src, maps.size(0), kFn);
   Warped result;
   if (force_aten || !maps.device().is_cpu()) {
@@ -94,8 +96,10 @@ inline Warped warp_labels_impl(const torch::Tensor& labels, const torch::Tensor&
 /// (behind the camera) or that pixel does not exist, it gets `ignore_index`. This is OpenCV's
 /// `warpPerspective(..., INTER_NEAREST, BORDER_CONSTANT, ignore_index)` with the same H.
 ///
-/// - `labels`: [H, W] or [N, H, W], uint8 / int16 / int32 / int64 (train ids), any device.
-/// - `H_dst_src`: [3, 3] or [N, 3, 3] floating tensor (one shared, or one per map); invertible.
+/// - `labels`: [H, W] or [N, H, W] (H, W > 0; N may be 0), uint8 / int16 / int32 / int64 (train ids),
+///   any device that holds values (not `meta`).
+/// - `H_dst_src`: [3, 3] or [N, 3, 3] floating tensor (one shared, or one per map), not on `meta`;
+///   finite and invertible.
 /// - returns [h, w] / [N, h, w] in the input's dtype and device.
 ///
 /// To warp into a crop with top-left pixel `origin`, pass T(-origin) * H_dst_src (see warp_image).
