@@ -248,7 +248,7 @@ TEST_CASE("VVDPairGenerator: bad inputs raise errors naming the argument") {
   CHECK_THROWS_WITH_AS(gen(image, label[0], rng), Contains("VVDPairGenerator: label must have shape [H, W], got [50]"),
                        c10::Error);
   CHECK_THROWS_WITH_AS(gen(image.to(torch::kUInt8), label, rng),
-                       Contains("VVDPairGenerator: image must be a floating-point tensor, got Byte"), c10::Error);
+                       Contains("VVDPairGenerator: image must be a float32 or float64 tensor, got Byte"), c10::Error);
   CHECK_THROWS_WITH_AS(gen(image, label.to(torch::kFloat32), rng),
                        Contains("VVDPairGenerator: label must be an int64 tensor of train ids, got Float"), c10::Error);
   CHECK_THROWS_WITH_AS(gen(image, torch::zeros({40, 51}, torch::kInt64), rng),

@@ -511,7 +511,7 @@ TEST_CASE("DeepLabV3, CCNet: invalid options and targets are refused with a mess
                        doctest::Contains("CCNet::loss: target must be [N, H, W] int64, got [1, 32, 32] Int"),
                        c10::Error);
   CHECK_THROWS_WITH_AS(net->forward(torch::randn({3, 32, 32})),
-                       doctest::Contains("CCNet: input must have shape [N, C, H, W], got [3, 32, 32]"), c10::Error);
+                       doctest::Contains("CCNet: input must have shape [N, 3, H, W], got [3, 32, 32]"), c10::Error);
 }
 
 TEST_CASE_TEMPLATE("DeepLabV3, CCNet: CUDA forward agrees with the CPU", Net, DeepLabV3, CCNet) {
