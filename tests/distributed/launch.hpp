@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -46,6 +47,14 @@ struct RankResult {
   std::string output;    ///< stdout + stderr
 };
 
+/// A signal to send to one rank once its log contains `after` (plus `delay`).
+struct SignalWhen {
+  int rank{-1};
+  std::string after;
+  std::chrono::milliseconds delay{0};
+  int signal{SIGTERM};
+};
+
 /// Runs `argv` as `world_size` ranks with the launch variables plus `extra_env` (per rank:
 /// extra_env_per_rank[rank], may be empty) and rank r's `extra_args_per_rank[r]` appended, in
 /// `dir`/rank<r>.log.
@@ -53,7 +62,8 @@ inline std::vector<RankResult> launch_ranks(const std::vector<std::string>& argv
                                             const std::filesystem::path& dir, std::chrono::seconds timeout,
                                             const std::map<std::string, std::string>& extra_env = {},
                                             const std::vector<std::map<std::string, std::string>>& extra_env_per_rank = {},
-                                            const std::vector<std::vector<std::string>>& extra_args_per_rank = {}) {
+                                            const std::vector<std::vector<std::string>>& extra_args_per_rank = {},
+                                            const SignalWhen& send = {}) {
   std::filesystem::create_directories(dir);
   const int port = free_loopback_port();
   std::vector<pid_t> pids(size_t(world_size), -1);
@@ -89,7 +99,21 @@ inline std::vector<RankResult> launch_ranks(const std::vector<std::string>& argv
   std::vector<RankResult> results(static_cast<size_t>(world_size));
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   int running = world_size;
+  bool sent = send.rank < 0;
+  std::optional<std::chrono::steady_clock::time_point> send_at;
   while (running > 0) {
+    if (!sent && pids[size_t(send.rank)] > 0) {
+      if (!send_at) {
+        std::ifstream in(logs[size_t(send.rank)]);
+        std::stringstream text;
+        text << in.rdbuf();
+        if (text.str().find(send.after) != std::string::npos) send_at = std::chrono::steady_clock::now() + send.delay;
+      }
+      if (send_at && std::chrono::steady_clock::now() >= *send_at) {
+        ::kill(pids[size_t(send.rank)], send.signal);
+        sent = true;
+      }
+    }
     for (int r = 0; r < world_size; ++r) {
       if (pids[size_t(r)] < 0) continue;
       int status = 0;

@@ -219,4 +219,37 @@ TEST_CASE("crossview-train on 2 ranks: a rank that dies stops the other with an 
   CHECK(seconds < 100.0);
 }
 
+TEST_CASE("crossview-train on 2 ranks: SIGTERM to one rank stops both with a checkpoint; --resume continues") {
+  if (std::getenv("CROSSVIEW_TEST_ROLE") != nullptr) return;
+  const auto dir = fresh_dir("train_sigterm");
+  auto args = tiny_train_args(dir / "out");
+  for (size_t k = 0; k + 1 < args.size(); ++k) {
+    if (args[k] == "--iterations") args[k + 1] = "200";
+    if (args[k] == "--checkpoint-every") args[k + 1] = "1000";
+  }
+  ct::SignalWhen term;
+  term.rank = 1;
+  term.after = "synthetic: 3 training images";
+  term.delay = std::chrono::milliseconds(1500);
+  const auto stopped = ct::launch_ranks(args, 2, dir / "stopped_logs", std::chrono::seconds(240), {}, {}, {}, term);
+  const auto text = ct::describe(stopped);
+  CHECK_MESSAGE(stopped[1].exit_code == 128 + SIGTERM, text);
+  CHECK_MESSAGE(stopped[0].exit_code == 1, text);
+  CHECK_MESSAGE(stopped[1].output.find("crossview-train: stopped by SIGTERM after iteration ") != std::string::npos, text);
+  const auto at = stopped[0].output.find("crossview-train: stopped by a stop request on another rank after iteration ");
+  REQUIRE_MESSAGE(at != std::string::npos, text);
+  const auto checkpoint = dir / "out" / "vvd_ggdc_closs" / "checkpoint.pt";
+  REQUIRE(std::filesystem::exists(checkpoint));
+  const int64_t stopped_at = cp::read_checkpoint_meta(checkpoint).iteration;
+  CHECK(stopped_at > 0);
+  CHECK(stopped_at < 200);
+  CHECK(stopped[0].output.find("after iteration " + std::to_string(stopped_at) + " of vvd+ggdc+closs; checkpoint") !=
+        std::string::npos);
+  args.push_back("--resume");
+  const auto resumed = ct::launch_ranks(args, 2, dir / "resumed_logs", std::chrono::seconds(240));
+  REQUIRE_MESSAGE((resumed[0].exit_code == 0 && resumed[1].exit_code == 0), ct::describe(resumed));
+  CHECK(resumed[0].output.find("resuming at iteration " + std::to_string(stopped_at)) != std::string::npos);
+  CHECK(cp::read_checkpoint_meta(dir / "out" / "vvd_ggdc_closs" / "model.pt").iteration == 200);
+}
+
 #endif

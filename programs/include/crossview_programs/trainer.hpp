@@ -356,8 +356,9 @@ inline TrainedVariant train_stage(const TrainOptions& o, const VariantSpec& spec
   const int64_t closs_from = std::max(first, closs_start_iteration(o));
   std::vector<std::string> columns = {"loss", "ce", "aux", "closs"};
   for (const auto& layer : ggdc) columns.push_back("offset:" + layer.first);
+  // Opened at the first finished step, so a run that fails on its first batch (unreadable data)
+  // leaves an existing train_log.csv as it was.
   std::optional<CsvLog> log;
-  if (main) log.emplace(dir / "train_log.csv", columns, o.resume ? start : 0);
   ProgressBar bar(label, last, start, !o.quiet && main);
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
@@ -432,7 +433,10 @@ inline TrainedVariant train_stage(const TrainOptions& o, const VariantSpec& spec
     auto logged = terms;
     for (const auto& layer : ggdc) logged.emplace_back(layer.first, layer.second->mean_abs_offset().item<double>());
     const int64_t done = it + 1;
-    if (main) log->write(done, lr, logged, elapsed());
+    if (main) {
+      if (!log) log.emplace(dir / "train_log.csv", columns, o.resume ? start : 0);
+      log->write(done, lr, logged, elapsed());
+    }
     bar.update(done, terms);
     if (main && ((done % o.checkpoint_every == 0 && done < last) || stop)) {
       log->flush();
@@ -453,7 +457,7 @@ inline TrainedVariant train_stage(const TrainOptions& o, const VariantSpec& spec
   result.iterations = last;
   result.train_seconds = elapsed();
   if (main) {
-    log->flush();
+    if (log) log->flush();
     save_checkpoint(final_path, *result.network, nullptr, {last, result.train_seconds, config.dump()});
     std::filesystem::remove(checkpoint_path);
   }
