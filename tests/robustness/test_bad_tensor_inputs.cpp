@@ -9,8 +9,10 @@
 //     refused clearly (the row says which); it never crashes.
 // Mixed devices use the `meta` device (no GPU on the test machine): a meta tensor has a device
 // and a shape but no values, so it stands for "another device" in the device checks and for
-// "values cannot be read" where a function must read a homography. CUDA tensors are not tested
-// here (tests/nn/test_deform_conv2d.cpp and the GPU check cover CUDA).
+// "values cannot be read" where a function must read a homography (and where the ATen paths would
+// run on it: aten::where has no meta kernel, so warp_image / warp_labels refuse meta inputs).
+// CUDA tensors are not tested here (tests/nn/test_deform_conv2d.cpp and the GPU check cover CUDA);
+// CPU autocast (bfloat16 inputs to float layers) is.
 //
 // Inventory of the public API (include/crossview/**, detail/ and io/ excluded) and the bad
 // inputs tried on each (N: NaN/inf homography, Z: zero-size, L: non-contiguous / channels-last,
@@ -50,6 +52,7 @@
 // | models/pspnet.hpp               | PSPNet::forward, PyramidPooling::forward, loss        | Z L D T R   |
 // | models/deeplabv3.hpp            | DeepLabV3::forward, ASPP::forward                     | D T R       |
 // | models/ccnet.hpp                | CCNet::forward                                        | D T R       |
+// | models/residual_block.hpp       | BasicBlock::forward, Bottleneck::forward              | L D T R     |
 #include <crossview/crossview.hpp>
 
 #include <doctest/doctest.h>
@@ -106,7 +109,8 @@ void check_refused(const std::vector<Refused>& rows) {
     CHECK_MESSAGE(threw, message_of(row.name, ": was accepted"));
     if (!threw) continue;
     for (const auto& s : row.expect) {
-      CHECK_MESSAGE(bool(message.find(s) != std::string::npos), message_of(row.name, ": message \"", message, "\" lacks \"", s, "\""));
+      CHECK_MESSAGE(bool(message.find(s) != std::string::npos),
+                    message_of(row.name, ": message \"", message, "\" lacks \"", s, "\""));
     }
   }
 }
@@ -133,7 +137,8 @@ void check_same(const std::vector<Same>& rows) {
     }
     REQUIRE_MESSAGE(a.defined(), row.name);
     CHECK_MESSAGE(bool(b.sizes() == a.sizes()), message_of(row.name, ": shape ", b.sizes(), " vs ", a.sizes()));
-    CHECK_MESSAGE(bool(b.scalar_type() == a.scalar_type()), message_of(row.name, ": dtype ", b.scalar_type(), " vs ", a.scalar_type()));
+    CHECK_MESSAGE(bool(b.scalar_type() == a.scalar_type()),
+                  message_of(row.name, ": dtype ", b.scalar_type(), " vs ", a.scalar_type()));
     if (b.sizes() != a.sizes() || b.scalar_type() != a.scalar_type()) continue;
     const bool ok = row.tolerance == 0 ? torch::equal(a, b)
                                        : torch::allclose(a.to(torch::kDouble), b.to(torch::kDouble), row.tolerance,
@@ -372,7 +377,8 @@ TEST_CASE("robustness: homography tensors and correspondences") {
        {"homography_from_tensor:", "index", "got -1"}},
       {"homography_from_tensor meta", [&] { homography_from_tensor(meta({3, 3})); },
        {"homography_from_tensor:", "H", "meta"}},
-      {"correspondence_grid NaN H", [&] { correspondence_grid(with_entry(H, kNaN), {4, 4}, {16, 16}, {4, 4}, {16, 16}); },
+      {"correspondence_grid NaN H",
+       [&] { correspondence_grid(with_entry(H, kNaN), {4, 4}, {16, 16}, {4, 4}, {16, 16}); },
        {"correspondence_grid:", "H_b_a[0]", "finite", "NaN"}},
       {"correspondence_grid inf in a batch",
        [&] { correspondence_grid(torch::stack({H, with_entry(H, kInf)}), {4, 4}, {16, 16}, {4, 4}, {16, 16}); },
@@ -407,7 +413,10 @@ TEST_CASE("robustness: homography tensors and correspondences") {
        [&] { return correspondence_grid(H, {4, 5}, {16, 20}, {4, 5}, {16, 20}).position_b; },
        [&] { return correspondence_grid(strided(H), {4, 5}, {16, 20}, {4, 5}, {16, 20}).position_b; }},
       {"correspondence_grid float32 H",
-       [&] { return correspondence_grid(H.to(torch::kFloat).to(torch::kDouble), {4, 5}, {16, 20}, {4, 5}, {16, 20}).position_b; },
+       [&] {
+         return correspondence_grid(H.to(torch::kFloat).to(torch::kDouble), {4, 5}, {16, 20}, {4, 5}, {16, 20})
+             .position_b;
+       },
        [&] { return correspondence_grid(H.to(torch::kFloat), {4, 5}, {16, 20}, {4, 5}, {16, 20}).position_b; }},
   });
   check_empty({
@@ -433,7 +442,8 @@ TEST_CASE("robustness: deform_conv2d refuses bad inputs") {
        {"deform_conv2d:", "weight", "dtype of input", "Double", "Float"}},
       {"deform_conv2d float offset", [&] { deform_conv2d(x, w, off.to(torch::kFloat)); },
        {"deform_conv2d:", "offset", "dtype of input", "Float"}},
-      {"deform_conv2d int mask", [&] { deform_conv2d(x, w, off, mask.to(torch::kInt), {}, 1, 1, 0, 0, 1, 1, 1, 1, true); },
+      {"deform_conv2d int mask",
+       [&] { deform_conv2d(x, w, off, mask.to(torch::kInt), {}, 1, 1, 0, 0, 1, 1, 1, 1, true); },
        {"deform_conv2d:", "mask", "dtype of input", "Int"}},
       {"deform_conv2d offset on meta", [&] { deform_conv2d(x, w, meta({1, 18, 3, 3}, torch::kDouble)); },
        {"deform_conv2d:", "offset", "same device", "cpu", "meta"}},
@@ -471,7 +481,9 @@ TEST_CASE("robustness: deform_conv2d refuses bad inputs") {
   });
   check_empty({
       {"deform_conv2d zero batch",
-       [&] { return deform_conv2d(torch::rand({0, 2, 5, 5}, torch::kDouble), w, torch::rand({0, 18, 3, 3}, torch::kDouble)); },
+       [&] {
+         return deform_conv2d(torch::rand({0, 2, 5, 5}, torch::kDouble), w, torch::rand({0, 18, 3, 3}, torch::kDouble));
+       },
        {0, 3, 3, 3}},
       {"deform_conv2d zero output channels",
        [&] { return deform_conv2d(x, torch::rand({0, 2, 3, 3}, torch::kDouble), off); }, {1, 0, 3, 3}},
@@ -590,7 +602,9 @@ TEST_CASE("robustness: consistency loss and similarity") {
       {"ConsistencyLoss inf in a batch of H", [&] { loss(fa, fb, torch::stack({H, with_entry(H, kInf)}), image); },
        {"ConsistencyLoss:", "H_b_a[1]", "finite"}},
       {"ConsistencyLoss layers, NaN H",
-       [&] { loss(std::vector<torch::Tensor>{fa, fa}, std::vector<torch::Tensor>{fb, fb}, with_entry(H, kNaN), image); },
+       [&] {
+         loss(std::vector<torch::Tensor>{fa, fa}, std::vector<torch::Tensor>{fb, fb}, with_entry(H, kNaN), image);
+       },
        {"ConsistencyLoss:", "H_b_a", "finite"}},
       {"ConsistencyLoss symmetric, singular H",
        [&] { ConsistencyLoss<>(ConsistencyLossOptions().symmetric(true))(fa, fb, torch::zeros({3, 3}), image); },
@@ -687,7 +701,8 @@ TEST_CASE("robustness: metrics refuse bad inputs") {
        {"cross_view_consistency:", "H_b_a", "[2, 3, 3] or [3, 3]", "[2, 9]"}},
       {"cross_view_consistency float predictions", [&] { cross_view_consistency(pa.to(torch::kFloat), pb, H, m); },
        {"cross_view_consistency:", "pred_a", "integer", "Float"}},
-      {"cross_view_consistency pred_b on meta", [&] { cross_view_consistency(pa, meta({2, 6, 7}, torch::kLong), H, m); },
+      {"cross_view_consistency pred_b on meta",
+       [&] { cross_view_consistency(pa, meta({2, 6, 7}, torch::kLong), H, m); },
        {"cross_view_consistency:", "pred_a and pred_b", "same device", "meta"}},
       {"cross_view_consistency rank-4 pred", [&] { cross_view_consistency(pa.unsqueeze(0), pb, H, m); },
        {"cross_view_consistency:", "pred_a", "[N, H, W] or [H, W]", "[1, 2, 6, 7]"}},
@@ -754,9 +769,14 @@ TEST_CASE("robustness: metrics on layouts and zero-size inputs") {
        [&] { return counts([&](ConfusionMatrix& m) { m.update(strided(pa), strided(pb.to(torch::kInt))); }); }},
       {"cross_view_consistency non-contiguous",
        [&] { return counts([&](ConfusionMatrix& m) { cross_view_consistency(pa, pb, H, m); }); },
-       [&] { return counts([&](ConfusionMatrix& m) { cross_view_consistency(strided(pa), strided(pb), strided(H), m); }); }},
+       [&] {
+         return counts([&](ConfusionMatrix& m) { cross_view_consistency(strided(pa), strided(pb), strided(H), m); });
+       }},
       {"cross_view_consistency float32 H and int32 predictions",
-       [&] { return counts([&](ConfusionMatrix& m) { cross_view_consistency(pa, pb, H.to(torch::kFloat).to(torch::kDouble), m); }); },
+       [&] {
+         return counts(
+             [&](ConfusionMatrix& m) { cross_view_consistency(pa, pb, H.to(torch::kFloat).to(torch::kDouble), m); });
+       },
        [&] {
          return counts([&](ConfusionMatrix& m) {
            cross_view_consistency(pa.to(torch::kInt), pb.to(torch::kInt), H.to(torch::kFloat), m);
@@ -775,7 +795,8 @@ TEST_CASE("robustness: metrics on layouts and zero-size inputs") {
   ConfusionMatrix m(4);
   m.update(torch::zeros({0, 5}, torch::kLong), torch::zeros({0, 5}, torch::kLong));
   CHECK(cross_view_consistency(torch::zeros({0, 7}, torch::kLong), pb[0], H, m) == 0);
-  CHECK(cross_view_consistency(torch::zeros({0, 6, 7}, torch::kLong), torch::zeros({0, 6, 7}, torch::kLong), H, m) == 0);
+  CHECK(cross_view_consistency(torch::zeros({0, 6, 7}, torch::kLong), torch::zeros({0, 6, 7}, torch::kLong), H, m) ==
+        0);
   CHECK(cross_view_consistency(pa[0], torch::zeros({6, 0}, torch::kLong), H, m) == 0);
   CHECK(flow_consistency(torch::zeros({6, 0}, torch::kLong), torch::zeros({6, 0}, torch::kLong),
                          torch::zeros({2, 6, 0}), m) == 0);
@@ -878,7 +899,9 @@ TEST_CASE("robustness: transforms, VVD pairs and derived views") {
        },
        {"crop_to_source_view:", "sample.H_derived_source", "finite"}},
       {"crop_to_source_view float derived label",
-       [&] { crop_to_source_view(VVDSample{image, label, image, label.to(torch::kFloat), Eigen::Matrix3d::Identity()}); },
+       [&] {
+         crop_to_source_view(VVDSample{image, label, image, label.to(torch::kFloat), Eigen::Matrix3d::Identity()});
+       },
        {"crop_to_source_view:", "sample.derived_label", "integer", "Float"}},
       {"crop_to_source_view zero-size image",
        [&] {
@@ -908,7 +931,8 @@ TEST_CASE("robustness: transforms, VVD pairs and derived views") {
        [&] { return derive_vvd_view(image, label.to(torch::kInt), 30.0, angles).label; }},
   });
   check_empty({
-      {"hflip_image_label zero-size", [&] { return hflip_image_label(torch::rand({3, 0, 4}), torch::zeros({0, 4}, torch::kLong)).image; },
+      {"hflip_image_label zero-size",
+       [&] { return hflip_image_label(torch::rand({3, 0, 4}), torch::zeros({0, 4}, torch::kLong)).image; },
        {3, 0, 4}},
       {"pad_crop from a zero-size image (all padding)",
        [&] { return pad_crop(torch::rand({3, 0, 4}), torch::zeros({0, 4}, torch::kLong), {0, 0}, {2, 3}).label; },
@@ -926,12 +950,16 @@ TEST_CASE("robustness: model forwards refuse bad inputs and accept any layout") 
   DeepLabV3 deeplab(DeepLabV3Options(3, backbone).channels(16).aux_channels(8));
   CCNet ccnet(CCNetOptions(3, backbone).channels(16).aux_channels(8));
   PyramidPooling ppm(PyramidPoolingOptions(8, 4));
+  BasicBlock basic(ResidualBlockOptions(8, 8));
+  Bottleneck neck(ResidualBlockOptions(16, 4).ggdc(true));
   ASPP aspp(ASPPOptions(8, 4).dilations({1, 2}));
   for (auto* m : std::vector<torch::nn::Module*>{resnet.ptr().get(), pspnet.ptr().get(), deeplab.ptr().get(),
-                                                 ccnet.ptr().get(), ppm.ptr().get(), aspp.ptr().get()}) {
+                                                 ccnet.ptr().get(), ppm.ptr().get(), aspp.ptr().get(),
+                                                 basic.ptr().get(), neck.ptr().get()}) {
     m->eval();
   }
   const auto x = torch::randn({1, 3, 24, 20});
+  const auto y16 = torch::randn({2, 16, 6, 5});
   check_refused({
       {"ResNet wrong channels", [&] { resnet->forward(torch::rand({1, 4, 24, 20})); },
        {"ResNet:", "input", "[N, 3, H, W]", "[1, 4, 24, 20]"}},
@@ -963,6 +991,13 @@ TEST_CASE("robustness: model forwards refuse bad inputs and accept any layout") 
       {"PyramidPooling double input", [&] { ppm->forward(torch::rand({1, 8, 5, 5}, torch::kDouble)); },
        {"PyramidPooling:", "input", "dtype", "Double"}},
       {"ASPP meta input", [&] { aspp->forward(meta({1, 8, 5, 5})); }, {"ASPP:", "input", "device", "meta"}},
+      {"BasicBlock wrong channels", [&] { basic->forward(torch::rand({1, 4, 5, 5})); },
+       {"BasicBlock:", "input", "[N, 8, H, W]", "[1, 4, 5, 5]"}},
+      {"BasicBlock double input", [&] { basic->forward(torch::rand({1, 8, 5, 5}, torch::kDouble)); },
+       {"BasicBlock:", "input", "dtype", "Float", "Double"}},
+      {"Bottleneck meta input", [&] { neck->forward(meta({1, 16, 5, 5})); }, {"Bottleneck:", "input", "device", "meta"}},
+      {"Bottleneck rank-3", [&] { neck->forward(torch::rand({16, 5, 5})); },
+       {"Bottleneck:", "input", "[N, 16, H, W]", "[16, 5, 5]"}},
   });
   check_same({
       {"ResNet channels-last", [&] { return resnet->forward(x)[3]; },
@@ -975,5 +1010,7 @@ TEST_CASE("robustness: model forwards refuse bad inputs and accept any layout") 
        [&] { return deeplab->forward(channels_last(x)).logits; }, 1e-4},
       {"CCNet channels-last", [&] { return ccnet->forward(x).logits; },
        [&] { return ccnet->forward(channels_last(x)).logits; }, 1e-4},
+      {"Bottleneck (GGDC) non-contiguous", [&] { return neck->forward(y16); },
+       [&] { return neck->forward(strided(y16)); }, 1e-5},
   });
 }

@@ -6,6 +6,7 @@
 /// convolution, built by a `GGDCFactory` so that any gradient operator and offset head reach the
 /// models.
 
+#include "crossview/detail/tensor_checks.hpp"
 #include "crossview/nn/ggdc.hpp"
 
 #include <torch/torch.h>
@@ -149,6 +150,15 @@ inline void check_block_options(const ResidualBlockOptions& o, const char* block
               o.first_dilation(), " and ", o.dilation());
 }
 
+/// A block's input: `[N, in_channels, H, W]` in the block's dtype and on its device (cheap: no data
+/// is read).
+inline void check_block_input(const torch::Tensor& x, const ResidualBlockOptions& o, const torch::Tensor& weight,
+                              const char* block) {
+  TORCH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == o.in_channels(), block, ": input must have shape [N, ",
+              o.in_channels(), ", H, W], got ", x.defined() ? shape_string(x) : std::string("an undefined tensor"));
+  check_matches_parameter(x, weight, block, "input");
+}
+
 }  // namespace detail
 
 /// ResNet's basic block (ResNet-18/34): 3x3 conv - BN - ReLU - 3x3 conv - BN, plus identity (or a
@@ -195,6 +205,7 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
 
   /// `x`: `[N, in_channels, H, W]` -> `[N, planes, H / stride, W / stride]`.
   torch::Tensor forward(const torch::Tensor& x) {
+    detail::check_block_input(x, options, conv1->weight, "BasicBlock");
     auto out = bn1->forward(conv1->forward(x)).relu_();
     out = bn2->forward(conv2.forward(out));
     out += downsample ? downsample->forward(x) : x;
@@ -263,6 +274,7 @@ class BottleneckImpl : public torch::nn::Cloneable<BottleneckImpl> {
 
   /// `x`: `[N, in_channels, H, W]` -> `[N, 4 * planes, H / stride, W / stride]`.
   torch::Tensor forward(const torch::Tensor& x) {
+    detail::check_block_input(x, options, conv1->weight, "Bottleneck");
     auto out = bn1->forward(conv1->forward(x)).relu_();
     out = bn2->forward(conv2.forward(out)).relu_();
     out = bn3->forward(conv3->forward(out));
