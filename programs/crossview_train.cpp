@@ -57,6 +57,24 @@ torch::Device pick_device(const std::string& name, int local_rank) {
   return torch::Device(torch::kCPU);
 }
 
+/// "rank R of W: " in a run of several processes, "" otherwise.
+std::string rank_prefix() {
+  const auto* dist = cp::current_distributed();
+  if (dist == nullptr) return "";
+  return "rank " + std::to_string(dist->rank()) + " of " + std::to_string(dist->world_size()) + ": ";
+}
+
+/// Gloo's message for a lost peer, first line only, with what it usually means.
+std::string with_peer_hint(const std::string& message) {
+  if (cp::current_distributed() == nullptr) return message;
+  const bool lost = message.find("Connection reset") != std::string::npos ||
+                    message.find("Connection closed") != std::string::npos ||
+                    message.find("Timed out") != std::string::npos || message.find("timed out") != std::string::npos;
+  if (!lost) return message;
+  return message.substr(0, message.find(". This is typically")) +
+         " (another process of the run died, was killed, or did not answer within --dist-timeout; see its log)";
+}
+
 /// The stages run_seed trains (shared warm-up, then every variant), without evaluating or writing
 /// anything: what the ranks other than 0 do while rank 0 runs run_seed.
 void train_stages_as_follower(const cp::TrainOptions& o, const cp::Dataset& data, torch::Device device) {
@@ -243,10 +261,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "\ncrossview-train: %s\n", e.what());
     return cp::stop_exit_code();
   } catch (const c10::Error& e) {
-    std::fprintf(stderr, "crossview-train: error: %s\n", e.what_without_backtrace());
+    std::fprintf(stderr, "crossview-train: error: %s%s\n", rank_prefix().c_str(),
+                 with_peer_hint(e.what_without_backtrace()).c_str());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "crossview-train: error: %s\n", e.what());
+    std::fprintf(stderr, "crossview-train: error: %s%s\n", rank_prefix().c_str(), with_peer_hint(e.what()).c_str());
     return 1;
   }
 }

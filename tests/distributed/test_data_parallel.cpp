@@ -215,7 +215,8 @@ TEST_CASE("crossview-train on 2 ranks: a rank that dies stops the other with an 
   CHECK_MESSAGE(results[1].exit_code == 3, text);
   CHECK_MESSAGE(!results[0].timed_out, text);
   CHECK_MESSAGE(results[0].exit_code == 1, text);
-  CHECK_MESSAGE(results[0].output.find("crossview-train: error:") != std::string::npos, text);
+  CHECK_MESSAGE(results[0].output.find("crossview-train: error: rank 0 of 2: ") != std::string::npos, text);
+  CHECK_MESSAGE(results[0].output.find("another process of the run died") != std::string::npos, text);
   CHECK(seconds < 100.0);
 }
 
