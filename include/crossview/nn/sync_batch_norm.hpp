@@ -15,11 +15,21 @@
 /// carry BatchNorm2d's names, so state dictionaries load in either.
 
 #include <torch/torch.h>
+
+// A libtorch built without c10d (USE_DISTRIBUTED=0) ships no ProcessGroup.hpp; then this header
+// declares nothing and CROSSVIEW_HAS_SYNC_BATCH_NORM is 0.
+#if __has_include(<torch/csrc/distributed/c10d/ProcessGroup.hpp>)
+#define CROSSVIEW_HAS_SYNC_BATCH_NORM 1
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#else
+#define CROSSVIEW_HAS_SYNC_BATCH_NORM 0
+#endif
 
 #include <cstdint>
 #include <ostream>
 #include <vector>
+
+#if CROSSVIEW_HAS_SYNC_BATCH_NORM
 
 namespace crossview {
 
@@ -188,3 +198,5 @@ class SyncBatchNormImpl : public torch::nn::Cloneable<SyncBatchNormImpl> {
 TORCH_MODULE(SyncBatchNorm);
 
 }  // namespace crossview
+
+#endif  // CROSSVIEW_HAS_SYNC_BATCH_NORM
