@@ -485,6 +485,9 @@ TEST_CASE("robustness: deform_conv2d refuses bad inputs") {
          return deform_conv2d(torch::rand({0, 2, 5, 5}, torch::kDouble), w, torch::rand({0, 18, 3, 3}, torch::kDouble));
        },
        {0, 3, 3, 3}},
+      // All on meta: the ATen path infers the output's shape (a meta tensor).
+      {"deform_conv2d everything on meta",
+       [&] { return deform_conv2d(meta({1, 2, 5, 5}), meta({3, 2, 3, 3}), meta({1, 18, 3, 3})); }, {1, 3, 3, 3}},
       {"deform_conv2d zero output channels",
        [&] { return deform_conv2d(x, torch::rand({0, 2, 3, 3}, torch::kDouble), off); }, {1, 0, 3, 3}},
   });
@@ -621,6 +624,8 @@ TEST_CASE("robustness: consistency loss and similarity") {
        {"ConsistencyLoss:", "feat_b", "dtype", "Float", "Double"}},
       {"ConsistencyLoss feat_b on meta", [&] { loss(fa, meta({2, 5, 4, 4}), H, image); },
        {"ConsistencyLoss:", "feat_a and feat_b", "same device", "meta"}},
+      {"ConsistencyLoss features on meta", [&] { loss(meta({2, 5, 4, 4}), meta({2, 5, 4, 4}), H, image); },
+       {"ConsistencyLoss:", "feat_a", "meta"}},
       {"ConsistencyLoss rank-3 feat_a", [&] { loss(fa[0], fb, H, image); },
        {"ConsistencyLoss:", "feat_a", "[N, C, h_a, w_a]", "[5, 4, 4]"}},
       {"ConsistencyLoss channel mismatch", [&] { loss(fa, fb.narrow(1, 0, 4), H, image); },
@@ -689,6 +694,15 @@ TEST_CASE("robustness: metrics refuse bad inputs") {
        {"ConfusionMatrix::update:", "prediction and target", "same device", "meta"}},
       {"ConfusionMatrix::update undefined", [&] { m.update(pa, torch::Tensor()); },
        {"ConfusionMatrix::update:", "defined"}},
+      {"ConfusionMatrix::update both on meta",
+       [&] { m.update(meta({2, 6, 7}, torch::kLong), meta({2, 6, 7}, torch::kLong)); },
+       {"ConfusionMatrix::update:", "prediction", "meta"}},
+      {"cross_view_consistency predictions on meta",
+       [&] { cross_view_consistency(meta({2, 6, 7}, torch::kLong), meta({2, 6, 7}, torch::kLong), H, m); },
+       {"cross_view_consistency:", "pred_a", "meta"}},
+      {"flow_consistency everything on meta",
+       [&] { flow_consistency(meta({6, 7}, torch::kLong), meta({6, 7}, torch::kLong), meta({2, 6, 7}), m); },
+       {"flow_consistency:", "labels_a", "meta"}},
       {"ConfusionMatrix::update label out of range", [&] { m.update(pa, pb + 7); },
        {"ConfusionMatrix::update:", "target", "[0, 4)"}},
       {"cross_view_consistency NaN H", [&] { cross_view_consistency(pa, pb, with_entry(H, kNaN), m); },
@@ -861,6 +875,15 @@ TEST_CASE("robustness: transforms, VVD pairs and derived views") {
          VVDPairGenerator(VVDOptions().crop_size(8))(image, meta({20, 24}, torch::kLong), rng);
        },
        {"VVDPairGenerator:", "image and label", "same device", "meta"}},
+      {"VVDPairGenerator both on meta",
+       [&] {
+         std::mt19937_64 rng(1);
+         VVDPairGenerator(VVDOptions().crop_size(8))(meta({3, 20, 24}), meta({20, 24}, torch::kLong), rng);
+       },
+       {"VVDPairGenerator:", "image", "meta"}},
+      {"derive_vvd_view both on meta",
+       [&] { derive_vvd_view(meta({3, 20, 24}), meta({20, 24}, torch::kLong), 30.0, EulerAngles<double>{0.1, 0, 0}); },
+       {"derive_vvd_view:", "image", "meta"}},
       {"VVDPairGenerator zero-size image",
        [&] {
          std::mt19937_64 rng(1);

@@ -187,6 +187,7 @@ class VVDPairGenerator {
                 ": image [C, H, W] and label [H, W] must have the same H and W, got image ",
                 detail::shape_string(image), " and label ", detail::shape_string(label));
     detail::check_same_device(image, label, kFn, "image", "label");
+    detail::check_has_values(image, kFn, "image");
     const int64_t H = image.size(1), W = image.size(2), a2 = options_.crop_size();
     TORCH_CHECK(H > 0 && W > 0 && image.size(0) > 0, kFn, ": image must not be empty, got ",
                 detail::shape_string(image));

@@ -68,6 +68,7 @@ inline DerivedView derive_vvd_view(const torch::Tensor& image, const torch::Tens
               ": image must be uint8, float32 or float64, got ", dtype);
   detail::check_integer(label, kFn, "label");
   detail::check_same_device(image, label, kFn, "image", "label");
+  detail::check_has_values(image, kFn, "image");
   TORCH_CHECK(image.numel() > 0, kFn, ": image must not be empty, got ", detail::shape_string(image));
   const int64_t height = image.size(1), width = image.size(2);
   const auto K = Intrinsicsd::centered(focal, double(width), double(height));

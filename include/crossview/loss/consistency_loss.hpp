@@ -188,6 +188,7 @@ class ConsistencyLoss {
     TORCH_CHECK(feat_b.scalar_type() == feat_a.scalar_type(), fn, ": feat_b must have feat_a's dtype ",
                 feat_a.scalar_type(), ", got ", feat_b.scalar_type());
     detail::check_same_device(feat_a, feat_b, fn, "feat_a", "feat_b");
+    detail::check_has_values(feat_a, fn, "feat_a");
     TORCH_CHECK(feat_a.size(0) == feat_b.size(0) && feat_a.size(1) == feat_b.size(1), fn,
                 ": feat_a and feat_b must have the same N and C, got ", detail::shape_string(feat_a), " and ",
                 detail::shape_string(feat_b));

@@ -49,7 +49,8 @@ class ConfusionMatrix {
   /// Adds a batch: prediction and target are integer tensors of the same shape (e.g. [N, H, W]
   /// or [H, W]; any integer dtypes) on the same device (CPU: a parallel loop with per-thread
   /// histograms; other devices: bincount there, K*K counts copied back).
-  /// \throws c10::Error for shape/dtype/device mismatches and out-of-range labels.
+  /// \throws c10::Error for shape/dtype/device mismatches, `meta` tensors (no values) and
+  /// out-of-range labels.
   void update(const torch::Tensor& prediction, const torch::Tensor& target) {
     constexpr const char* kFn = "ConfusionMatrix::update";
     TORCH_CHECK(prediction.defined() && target.defined(), kFn, ": prediction and target must be defined tensors");
@@ -58,6 +59,7 @@ class ConfusionMatrix {
     TORCH_CHECK(is_integer(prediction), kFn, ": prediction must be an integer tensor, got ", prediction.scalar_type());
     TORCH_CHECK(is_integer(target), kFn, ": target must be an integer tensor, got ", target.scalar_type());
     detail::check_same_device(prediction, target, kFn, "prediction", "target");
+    detail::check_has_values(prediction, kFn, "prediction");
     if (prediction.numel() == 0) return;
     if (prediction.device().is_cpu()) {
       update_cpu(prediction, target);

@@ -135,6 +135,7 @@ inline int64_t cross_view_consistency(const torch::Tensor& pred_a, const torch::
               ": H_b_a must have shape [", a.size(0), ", 3, 3] or [3, 3], got ", detail::shape_string(H_b_a));
   TORCH_CHECK(b.device() == a.device(), kFn, ": pred_a and pred_b must be on the same device, got ", a.device(),
               " and ", b.device());
+  detail::check_has_values(a, kFn, "pred_a");
   // A NaN or infinity would leave every pixel silently unscored: refused (9*N values read on the CPU).
   detail::check_homographies(H_b_a, kFn, "H_b_a");
   auto H = H_b_a.to(a.device(), torch::kFloat64);

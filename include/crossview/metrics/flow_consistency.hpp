@@ -77,7 +77,8 @@ inline torch::Tensor flow_consistency_flow(const torch::Tensor& flow, const torc
 /// q))`, nearest meaning floor(q + 0.5). Frame b plays the part of the ground truth, as view a does
 /// in `cross_view_consistency`; the consistency of a sequence is `matrix.pixel_accuracy()` after
 /// all its frame pairs. \returns the number of pixels counted.
-/// \throws c10::Error for shapes, dtypes or devices that do not fit, and (from the matrix) labels
+/// \throws c10::Error for shapes, dtypes or devices that do not fit (`meta` tensors, which hold no
+/// values, included), and (from the matrix) labels
 /// outside [0, num_classes) at counted pixels.
 inline int64_t flow_consistency(const torch::Tensor& labels_a, const torch::Tensor& labels_b,
                                 const torch::Tensor& flow_b_a, ConfusionMatrix& matrix,
@@ -87,6 +88,7 @@ inline int64_t flow_consistency(const torch::Tensor& labels_a, const torch::Tens
   TORCH_CHECK(a.size(0) == b.size(0), "flow_consistency: labels_a and labels_b must have the same batch size, got ",
               detail::shape_string(labels_a), " and ", detail::shape_string(labels_b));
   detail::check_same_device(a, b, "flow_consistency", "labels_a", "labels_b");
+  detail::check_has_values(a, "flow_consistency", "labels_a");
   const auto f = detail::flow_consistency_flow(flow_b_a, b, "flow_b_a").to(torch::kFloat64);
   TORCH_CHECK(options.fb_alpha() >= 0 && options.fb_beta() >= 0,
               "flow_consistency: fb_alpha and fb_beta must be >= 0, got ", options.fb_alpha(), " and ",
