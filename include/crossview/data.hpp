@@ -8,6 +8,7 @@
 #include "crossview/data/classes.hpp"
 #include "crossview/data/synthetic_dataset.hpp"
 #include "crossview/data/synthetic_street.hpp"
+#include "crossview/data/synthetic_video.hpp"
 #include "crossview/data/transforms.hpp"
 #include "crossview/data/vvd_dataset.hpp"
 #include "crossview/data/vvd_pair.hpp"
