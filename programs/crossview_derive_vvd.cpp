@@ -10,6 +10,7 @@
 #include <crossview/io/camvid.hpp>
 #include <crossview/io/cityscapes.hpp>
 #include <crossview/io/derivation_job.hpp>
+#include <crossview_programs/cli_errors.hpp>
 #include <crossview_programs/progress.hpp>
 
 #include <CLI/CLI.hpp>
@@ -38,6 +39,7 @@ crossview::DeriveVVDProgress progress_bar(int64_t total) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Derive a varying-view-direction (VVD) evaluation dataset (paper Sec. 4.2)"};
+  crossview_programs::use_one_line_errors(app);
   std::string dataset, root, split, out;
   std::uint64_t seed = 0;
   double focal = 0.0;
@@ -61,6 +63,20 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    // Flags that the chosen source would silently ignore are conflicts, not no-ops.
+    if (dataset == "synthetic") {
+      for (const char* flag : {"--root", "--split"}) {
+        if (app.count(flag) > 0) {
+          throw std::invalid_argument(std::string(flag) + " is not used with --dataset synthetic (it renders its scenes)");
+        }
+      }
+    } else {
+      for (const char* flag : {"--synthetic-height", "--synthetic-width"}) {
+        if (app.count(flag) > 0) {
+          throw std::invalid_argument(std::string(flag) + " is only used with --dataset synthetic, not " + dataset);
+        }
+      }
+    }
     if (split.empty()) split = dataset == "cityscapes" ? "val" : "test";
     auto options = crossview::DeriveVVDOptions().seed(seed).focal(focal).limit(limit).force(force);
     crossview::DeriveVVDReport report;
@@ -83,8 +99,13 @@ int main(int argc, char** argv) {
     }
     std::cout << "wrote " << report.written << " pairs, kept " << report.skipped << " existing, in " << out << "\n";
     return 0;
+  } catch (const c10::Error& e) {
+    std::cerr << (::isatty(2) ? "\n" : "") << "crossview-derive-vvd: error: "
+              << crossview_programs::one_line(e.what_without_backtrace()) << "\n";
+    return 1;
   } catch (const std::exception& e) {
-    std::cerr << (::isatty(2) ? "\n" : "") << "crossview-derive-vvd: " << e.what() << "\n";
+    std::cerr << (::isatty(2) ? "\n" : "") << "crossview-derive-vvd: error: " << crossview_programs::one_line(e.what())
+              << "\n";
     return 1;
   }
 }

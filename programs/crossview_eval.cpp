@@ -9,6 +9,8 @@
 // The network is rebuilt from the configuration stored in each checkpoint (variant, ResNet depth,
 // width, GGDC placement, classes).
 
+#include <crossview_programs/checkpoint.hpp>
+#include <crossview_programs/cli_errors.hpp>
 #include <crossview_programs/datasets.hpp>
 #include <crossview_programs/evaluate.hpp>
 #include <crossview_programs/options.hpp>
@@ -23,20 +25,44 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace cp = crossview_programs;
 
 namespace {
 
-int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints) {
+/// Hidden test hook (--dump-logits FILE): the first checkpoint's logits on the first evaluation
+/// pair's original view (eval mode), with the normalised input it saw, as a pickled dict
+/// {"input": [1, 3, H, W], "logits": [1, K, H, W]} (CPU float) that Python's torch.load reads with
+/// weights_only=True. tests/python/test_python_weights.py compares a Python re-implementation of
+/// the network, loaded from the model's .weights.pt export, against it.
+void dump_logits(const std::string& path, cp::Network& network, const cp::Dataset& data, torch::Device device) {
+  if (data.eval_size == 0) throw std::runtime_error("--dump-logits: the evaluation split is empty");
+  torch::NoGradGuard no_grad;
+  network->eval();
+  const auto input = crossview::normalize_imagenet(data.eval_pair(0).original.image.unsqueeze(0));
+  const auto logits = network->forward(input.to(device)).logits.cpu();
+  c10::impl::GenericDict probe(c10::StringType::get(), c10::AnyType::get());
+  probe.insert("input", input.contiguous());
+  probe.insert("logits", logits.contiguous());
+  cp::save_for_torch_load("--dump-logits", path, c10::IValue(probe));
+}
+
+int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints, const std::string& dump_logits_path) {
   cp::set_cpu_threads(o.threads);
   if (o.device == "cuda" && !torch::cuda::is_available()) {
     throw std::runtime_error("--device cuda: no CUDA device is available");
   }
   const torch::Device device(o.device == "cuda" ? torch::kCUDA : torch::kCPU);
-  std::filesystem::create_directories(o.out);
+  std::error_code ec;
+  std::filesystem::create_directories(o.out, ec);
+  if (ec || !std::filesystem::is_directory(o.out)) {
+    throw std::runtime_error("--out " + o.out + ": cannot create the output folder (" +
+                             (ec ? ec.message() : "a file of that name exists") + ")");
+  }
   const auto data = cp::load_dataset(o, /*with_train=*/false);
   std::vector<cp::VariantResult> results;
   std::vector<cp::Evaluation> evaluations;
@@ -47,6 +73,7 @@ int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints) 
       throw std::runtime_error(path + " predicts " + std::to_string(loaded.num_classes) + " classes, the " +
                                data.name + " data has " + std::to_string(data.num_classes));
     }
+    if (!dump_logits_path.empty() && path == checkpoints.front()) dump_logits(dump_logits_path, loaded.network, data, device);
     auto evaluation = cp::evaluate(loaded.network, data, device, size_t(o.figure_samples));
     evaluation.result.name = loaded.variant;
     evaluation.result.iterations = loaded.iterations;
@@ -79,11 +106,13 @@ int main(int argc, char** argv) {
   cp::TrainOptions options;
   options.out = "crossview-eval-out";
   std::vector<std::string> checkpoints;
+  std::string dump_logits_path;
   app.add_option("--checkpoint", checkpoints, "model.pt or checkpoint.pt written by crossview-train (repeatable)")
       ->required()
       ->check(CLI::ExistingFile);
   cp::add_data_options(app, options);
   cp::add_run_options(app, options);
+  app.add_option("--dump-logits", dump_logits_path, "write the logits of the first pair")->group("");  // test hook
   try {
     app.parse(argc, argv);
     cp::finalize_train_options(app, options);
@@ -91,12 +120,12 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    return run(options, checkpoints);
+    return run(options, checkpoints, dump_logits_path);
   } catch (const c10::Error& e) {
-    std::fprintf(stderr, "crossview-eval: error: %s\n", e.what_without_backtrace());
+    std::fprintf(stderr, "crossview-eval: error: %s\n", cp::one_line(e.what_without_backtrace()).c_str());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "crossview-eval: error: %s\n", e.what());
+    std::fprintf(stderr, "crossview-eval: error: %s\n", cp::one_line(e.what()).c_str());
     return 1;
   }
 }

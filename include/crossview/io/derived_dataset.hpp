@@ -13,12 +13,15 @@
 #include "crossview/io/label_maps.hpp"
 
 #include <Eigen/Core>
+#include <Eigen/LU>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -68,7 +71,20 @@ struct DerivedPairRecord {
       if (!H.is_array() || H.size() != 3) throw std::invalid_argument("H must be a 3x3 array");
       for (int row = 0; row < 3; ++row) {
         if (!H[row].is_array() || H[row].size() != 3) throw std::invalid_argument("H must be a 3x3 array");
-        for (int col = 0; col < 3; ++col) r.H(row, col) = H[row][col].get<double>();
+        for (int col = 0; col < 3; ++col) {
+          if (!H[row][col].is_number()) {
+            throw std::invalid_argument("H[" + std::to_string(row) + "][" + std::to_string(col) +
+                                        "] must be a finite number, got " + H[row][col].dump());
+          }
+          r.H(row, col) = H[row][col].get<double>();
+        }
+      }
+      if (!r.H.allFinite()) throw std::invalid_argument("H must hold finite numbers");
+      // Scale-free singularity test: |det H| against the cube of its largest entry.
+      const double scale = r.H.cwiseAbs().maxCoeff();
+      if (!(std::abs(r.H.determinant()) > 1e-12 * scale * scale * scale)) {
+        throw std::invalid_argument("H must be invertible, got a singular matrix (det " +
+                                    std::to_string(r.H.determinant()) + ")");
       }
       r.yaw_deg = j.at("yaw_deg").get<double>();
       r.pitch_deg = j.at("pitch_deg").get<double>();

@@ -10,7 +10,9 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 
@@ -29,11 +31,30 @@ namespace detail {
   throw DatasetError(function + ": " + what);
 }
 
+/// True for a file that starts with the PNG signature but does not end with the 12-byte IEND
+/// chunk: a PNG cut short (an interrupted copy or download). Checked before decoding because
+/// libpng reports it with a line of its own on stderr ("libpng error: Read Error").
+inline bool png_cut_short(const std::filesystem::path& path) {
+  static constexpr unsigned char kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  static constexpr unsigned char kIend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
+  std::ifstream in(path, std::ios::binary);
+  unsigned char head[8] = {}, tail[12] = {};
+  if (!in.read(reinterpret_cast<char*>(head), 8) || std::memcmp(head, kSignature, 8) != 0) return false;
+  in.seekg(0, std::ios::end);
+  if (in.tellg() < std::streamoff(8 + 12)) return true;
+  in.seekg(-12, std::ios::end);
+  return !in.read(reinterpret_cast<char*>(tail), 12) || std::memcmp(tail, kIend, 12) != 0;
+}
+
 inline cv::Mat read_file_unchanged(const std::filesystem::path& path, int flags, const char* function,
                                    const char* what) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw_dataset_error(function, std::string("cannot read ") + what + " '" + path.string() + "': no such file");
+  }
+  if (png_cut_short(path)) {
+    throw_dataset_error(function, std::string("cannot read ") + what + " '" + path.string() +
+                                      "': truncated PNG (it does not end with the IEND chunk; the file was cut short)");
   }
   cv::Mat m = cv::imread(path.string(), flags);
   if (m.empty()) {

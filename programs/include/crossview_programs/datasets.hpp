@@ -122,6 +122,9 @@ inline Dataset load_real(const TrainOptions& o, bool with_train) {
   if (!o.vvd_root.empty()) {
     auto derived = std::make_shared<crossview::DerivedVVDDataset>(o.vvd_root);
     data.eval_size = int64_t(*derived->size());
+    // Every pair's JSON (a few hundred bytes) is read now: a broken record stops the run before
+    // training, not after it, when the evaluation first reads it.
+    for (int64_t i = 0; i < data.eval_size; ++i) derived->record(size_t(i));
     data.eval_pair = [derived](int64_t i) {
       auto s = derived->get(size_t(i));
       return EvalPair{derived->record(size_t(i)).id, {s.image, s.label}, {s.derived_image, s.derived_label},

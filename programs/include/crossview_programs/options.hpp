@@ -9,6 +9,8 @@
 /// four variants on a 2-core CPU within about 15 minutes). A flag given on the command line always
 /// wins over both.
 
+#include <crossview_programs/cli_errors.hpp>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -247,8 +249,10 @@ inline void add_train_options(CLI::App& app, TrainOptions& o) {
   app.add_option("--stop-after", o.stop_after, "exit abruptly after N iterations")->group("");
 }
 
-/// Registers the run flags (device, threads, output folder, figures), bound to `o`.
+/// Registers the run flags (device, threads, output folder, figures), bound to `o`, and makes the
+/// app report its errors on one line (cli_errors.hpp).
 inline void add_run_options(CLI::App& app, TrainOptions& o) {
+  use_one_line_errors(app);
   app.add_option("--device", o.device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   app.add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
   app.add_option("--out", o.out, "output folder (results.json, logs, checkpoints, figures)")->capture_default_str();
@@ -269,6 +273,10 @@ inline void finalize_train_options(const CLI::App& app, TrainOptions& o) {
   }
   if (o.threads <= 0) o.threads = int(std::max(1u, std::thread::hardware_concurrency()));
   if (o.variants.empty()) throw CLI::ValidationError("--variants", "give at least one variant");
+  if (o.scale_min > o.scale_max) {
+    throw CLI::ValidationError("--scale-min", "must not exceed --scale-max (" + std::to_string(o.scale_max) + "), got " +
+                                                  std::to_string(o.scale_min));
+  }
   // Keep Table 1's order whatever order the user typed.
   std::vector<std::string> ordered;
   for (const auto& v : all_variants()) {
