@@ -15,8 +15,9 @@
 #                 detect_odr_violation=0  libtorch's and our copies of inline globals
 #                 abort_on_error=1:halt_on_error=1
 #   UBSAN_OPTIONS print_stacktrace=1:halt_on_error=1
-# -fno-sanitize=vptr: the vptr check needs RTTI of the dynamic type, and the torch::nn modules we
-# derive from live in libtorch, built without it for this check (false reports on every module).
+# -fno-sanitize=vptr: a precaution, not a measured need: the vptr check looks at the dynamic
+# type of every object our code reaches through a pointer, including the torch::nn modules whose
+# bases live in uninstrumented libtorch; drop it to try the check.
 # The Python test (pytest loads our .so into an uninstrumented interpreter) and the downstream
 # builds (they configure other projects) are not meant for this build: run ctest -E "python|downstream".
 include_guard(GLOBAL)
