@@ -11,6 +11,7 @@
 #include <crossview_programs/model.hpp>
 #include <crossview_programs/report.hpp>
 
+#include <crossview/data/transforms.hpp>
 #include <crossview/geometry.hpp>
 #include <crossview/metrics/confusion_matrix.hpp>
 #include <crossview/metrics/cross_view_consistency.hpp>
