@@ -8,19 +8,16 @@
 /// group is a short vectorisable loop. A tile of `T` output pixels is expanded into the column
 /// matrix `col` [T, K*Cin] (K = kh*kw), row = pixel, column = (conv group g, tap k, channel c in
 /// g), and multiplied with the weight permuted to [Cout, K*Cin/groups] (tap-major) by one GEMM
-/// per convolution group, written straight into the output rows of the tile. Memory: a
-/// channels-last copy of the input, O(T*K*Cin) per thread, and in the backward one weight
-/// gradient per thread plus a channels-last input gradient (per thread for large maps, per image
-/// for small ones).
+/// per convolution group, written straight into the output rows of the tile. Memory: one
+/// channels-last image plus O(T*K*Cin) per thread, independent of the batch size.
 ///
-/// Threads. Each thread fills and multiplies its own tiles (BLAS runs single-threaded inside the
-/// parallel region), so the threads meet once per call (forward) or once per image (backward of
-/// large maps) rather than around every GEMM: idle OpenMP threads then spin-wait only at those
-/// few barriers, whatever the OpenMP wait policy. Backward: grad_col = grad_out_tile^T * W and
-/// grad_weight += grad_out_tile * col per tile, then one pass over the samples that scatters
-/// grad_col into a channels-last input gradient and writes grad_offset / grad_mask from the same
-/// corners; gradients that threads share have one part per thread, summed in a fixed order, so
-/// results are bitwise reproducible for a given thread count.
+/// Work is done in blocks of one tile per thread: the columns of a block are filled in parallel,
+/// then multiplied by one (multi-threaded) GEMM per convolution group outside the parallel
+/// region. Backward per block: grad_col = grad_out_block^T * W and grad_weight += grad_out_block *
+/// col (GEMMs), then one parallel pass over the samples that scatters grad_col into a
+/// channels-last input gradient (tile t of every block owns part t, so no two threads write the
+/// same memory) and reduces grad_offset / grad_mask from the same corners. The parts are summed
+/// in a fixed order: results are bitwise reproducible for a given thread count.
 
 #include "crossview/nn/detail/bilinear.hpp"
 #include "crossview/nn/detail/deform_conv2d_params.hpp"
@@ -141,138 +138,45 @@ inline void deform_conv2d_forward_cpu_kernel(const torch::Tensor& input, const t
   const int64_t col_width = K * cin;
   const int64_t hw_out = s.out_h * s.out_w;
   const int64_t tile = deform_conv2d_tile_pixels(col_width);
-  const int64_t num_tiles = (hw_out + tile - 1) / tile;
+  // A block = one tile per thread: filled in parallel, then multiplied by one multi-threaded
+  // GEMM per group outside the parallel region (BLAS called inside OpenMP regions made the
+  // threads spin-wait on a loaded machine).
+  const int64_t tiles_per_block = std::max(1, at::get_num_threads());
+  const int64_t block = tile * tiles_per_block;
   // [Cout, kh, kw, Cg]: tap-major rows matching the column layout.
   const auto w_t = weight.permute({0, 2, 3, 1}).contiguous().view({s.out_channels, K * cg});
+  auto col = torch::empty({std::min(block, hw_out), col_width}, input.options());
+  scalar_t* col_p = col.data_ptr<scalar_t>();
   const std::vector<scalar_t> zeros(static_cast<size_t>(cin), scalar_t(0));
   scalar_t* out = output.data_ptr<scalar_t>();
   const scalar_t* offset_p = offset.data_ptr<scalar_t>();
   const scalar_t* mask_p = prm.use_mask ? mask.data_ptr<scalar_t>() : nullptr;
-  const auto x_t = input.permute({0, 2, 3, 1}).contiguous();  // [N, H, W, Cin]
-  const scalar_t* x_p = x_t.data_ptr<scalar_t>();
-  const int64_t hw_in = s.height * s.width;
-  // One parallel region for the whole batch, over (image, tile) items: each thread fills its
-  // tiles' columns and multiplies them itself (BLAS runs single-threaded inside the region), so
-  // the threads meet once per call, and small maps of a batch still use every thread.
-  at::parallel_for(0, s.batch * num_tiles, 1, [&](int64_t begin, int64_t end) {
-    auto col = torch::empty({tile, col_width}, input.options());
-    scalar_t* col_p = col.data_ptr<scalar_t>();
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t n = item / num_tiles, t = item % num_tiles;
-      const int64_t p0 = t * tile, p1 = std::min(hw_out, p0 + tile);
-      const scalar_t* offset_n = offset_p + n * 2 * prm.offset_groups * K * hw_out;
-      const scalar_t* mask_n = mask_p ? mask_p + n * prm.offset_groups * K * hw_out : nullptr;
-      scalar_t* out_n = out + n * s.out_channels * hw_out;
-      deform_fill_columns(s, prm, x_p + n * hw_in * cin, offset_n, mask_n, p0, p1, zeros.data(), col_p);
+  for (int64_t n = 0; n < s.batch; ++n) {
+    const auto x_t = input[n].permute({1, 2, 0}).contiguous();  // [H, W, Cin]
+    const scalar_t* x_p = x_t.data_ptr<scalar_t>();
+    const scalar_t* offset_n = offset_p + n * 2 * prm.offset_groups * K * hw_out;
+    const scalar_t* mask_n = mask_p ? mask_p + n * prm.offset_groups * K * hw_out : nullptr;
+    scalar_t* out_n = out + n * s.out_channels * hw_out;
+    for (int64_t b0 = 0; b0 < hw_out; b0 += block) {
+      const int64_t b1 = std::min(hw_out, b0 + block);
+      const int64_t num_tiles = (b1 - b0 + tile - 1) / tile;
+      at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+          const int64_t p0 = b0 + t * tile, p1 = std::min(b1, p0 + tile);
+          deform_fill_columns(s, prm, x_p, offset_n, mask_n, p0, p1, zeros.data(), col_p + (p0 - b0) * col_width);
+        }
+      });
       for (int64_t g = 0; g < prm.groups; ++g) {
-        auto out_view = deform_matrix_view(out_n + g * cout_g * hw_out + p0, cout_g, p1 - p0, hw_out);
-        auto col_view = deform_matrix_view(col_p + g * K * cg, p1 - p0, K * cg, col_width);
+        auto out_view = deform_matrix_view(out_n + g * cout_g * hw_out + b0, cout_g, b1 - b0, hw_out);
+        auto col_view = deform_matrix_view(col_p + g * K * cg, b1 - b0, K * cg, col_width);
         at::mm_out(out_view, w_t.narrow(0, g * cout_g, cout_g), col_view.t());
       }
     }
-  });
-}
-
-/// Backward of one tile (pixels [p0, p1) of image n): its columns, then
-/// grad_col = grad_out_tile^T * W and grad_w += grad_out_tile * col (GEMMs), then one pass over
-/// the samples that scatters grad_col into `gx` (the image's channels-last input gradient
-/// [H*W, Cin]) and writes grad_offset / grad_mask of its pixels from the same corners.
-/// `col` and `grad_col` are [tile, K*Cin] work buffers; `sink` takes invalid corners' writes.
-template <typename scalar_t>
-struct DeformTileBackward {
-  const DeformConv2dShape& s;
-  const DeformConv2dParams& prm;
-  const scalar_t* x_p;       ///< [N, H*W, Cin]
-  const scalar_t* go_p;      ///< [N, Cout, Hout*Wout]
-  const scalar_t* offset_p;  ///< [N, og*2K, Hout*Wout]
-  const scalar_t* mask_p;    ///< [N, og*K, Hout*Wout] or null
-  scalar_t* goff_p;
-  scalar_t* gmask_p;         ///< or null
-  const torch::Tensor& w_t;  ///< [Cout, K*Cg]
-  const scalar_t* zeros;     ///< Cin zeros
-
-  void operator()(int64_t n, int64_t p0, int64_t p1, scalar_t* gx, torch::Tensor& grad_w, scalar_t* col_p,
-                  scalar_t* gcol_tile, scalar_t* sink) const {
-    const int64_t K = s.kernel_h * s.kernel_w;
-    const int64_t cin = s.in_channels, cg = cin / prm.groups;
-    const int64_t cout_g = s.out_channels / prm.groups;
-    const int64_t col_width = K * cin;
-    const int64_t hw_in = s.height * s.width;
-    const int64_t hw_out = s.out_h * s.out_w;
-    const int64_t tp = p1 - p0;
-    const scalar_t* x_n = x_p + n * hw_in * cin;
-    const scalar_t* offset_n = offset_p + n * 2 * prm.offset_groups * K * hw_out;
-    const scalar_t* mask_n = mask_p ? mask_p + n * prm.offset_groups * K * hw_out : nullptr;
-    scalar_t* goff_n = goff_p + n * 2 * prm.offset_groups * K * hw_out;
-    scalar_t* gmask_n = gmask_p ? gmask_p + n * prm.offset_groups * K * hw_out : nullptr;
-    const scalar_t* go_n = go_p + n * s.out_channels * hw_out;
-    deform_fill_columns(s, prm, x_n, offset_n, mask_n, p0, p1, zeros, col_p);
-    for (int64_t g = 0; g < prm.groups; ++g) {
-      const auto go_view = deform_matrix_view(const_cast<scalar_t*>(go_n) + g * cout_g * hw_out + p0, cout_g, tp, hw_out);
-      auto col_view = deform_matrix_view(col_p + g * K * cg, tp, K * cg, col_width);
-      auto grad_col_view = deform_matrix_view(gcol_tile + g * K * cg, tp, K * cg, col_width);
-      at::mm_out(grad_col_view, go_view.t(), w_t.narrow(0, g * cout_g, cout_g));  // [tile, K*Cg]
-      grad_w.narrow(0, g * cout_g, cout_g).addmm_(go_view, col_view);
-    }
-    deform_for_each_sample<scalar_t>(
-        s, prm, offset_n, mask_n, p0, p1,
-        [&](int64_t r, int64_t og, int64_t k, const BilinearCorners<scalar_t>& c, scalar_t m) {
-          const scalar_t* src[4];
-          scalar_t* dst[4];
-          scalar_t mw[4];
-          for (int q = 0; q < 4; ++q) {
-            const bool valid = c.index[q] >= 0;
-            src[q] = valid ? x_n + c.index[q] * cin : zeros;
-            dst[q] = valid ? gx + c.index[q] * cin : sink;
-            mw[q] = c.weight[q] * m;
-          }
-          // dot[q] = sum_c grad_col * x(corner q): d out / d (corner weight q).
-          scalar_t dot[4] = {0, 0, 0, 0};
-          deform_for_each_segment(s, prm, og, [&](int64_t g, int64_t c0, int64_t c1) {
-            const scalar_t* __restrict__ gc = gcol_tile + r * col_width + g * K * cg + k * cg + (c0 - g * cg);
-            const int64_t len = c1 - c0;
-            for (int q = 0; q < 4; ++q) {
-              const scalar_t* __restrict__ a = src[q] + c0;
-              scalar_t* __restrict__ ga = dst[q] + c0;
-              const scalar_t wq = mw[q];
-              // Four partial sums so the reduction vectorises without -ffast-math.
-              scalar_t acc[4] = {0, 0, 0, 0};
-              int64_t i = 0;
-              for (; i + 4 <= len; i += 4) {
-                for (int l = 0; l < 4; ++l) {
-                  acc[l] += gc[i + l] * a[i + l];
-                  ga[i + l] += wq * gc[i + l];
-                }
-              }
-              for (; i < len; ++i) {
-                acc[0] += gc[i] * a[i];
-                ga[i] += wq * gc[i];
-              }
-              dot[q] += (acc[0] + acc[1]) + (acc[2] + acc[3]);
-            }
-          });
-          scalar_t value = 0, dy = 0, dx = 0;
-          for (int q = 0; q < 4; ++q) {
-            value += c.weight[q] * dot[q];
-            dy += c.dweight_dy[q] * dot[q];
-            dx += c.dweight_dx[q] * dot[q];
-          }
-          const int64_t p = p0 + r;
-          goff_n[(og * 2 * K + 2 * k) * hw_out + p] = m * dy;
-          goff_n[(og * 2 * K + 2 * k + 1) * hw_out + p] = m * dx;
-          if (gmask_n) gmask_n[(og * K + k) * hw_out + p] = value;
-        });
   }
-};
+}
 
 /// Gradients of the CPU forward (bias excluded), written into the preallocated, zero-filled
 /// grad_input [N, Cin, H, W], grad_offset, grad_mask (when use_mask) and grad_weight.
-///
-/// Threads meet once per image when an image has at least as many tiles as there are threads
-/// (each thread scatters into its own part of the image's input gradient), else once per call,
-/// with whole images per thread (each image's input gradient has one writer). The weight gradient
-/// has one part per thread. Parts are summed in a fixed order: results are bitwise reproducible
-/// for a given thread count.
 template <typename scalar_t>
 inline void deform_conv2d_backward_cpu_kernel(const torch::Tensor& grad_out, const torch::Tensor& input,
                                               const torch::Tensor& weight, const torch::Tensor& offset,
@@ -282,61 +186,119 @@ inline void deform_conv2d_backward_cpu_kernel(const torch::Tensor& grad_out, con
   const auto s = deform_conv2d_shape(input, weight, prm);
   const int64_t K = s.kernel_h * s.kernel_w;
   const int64_t cin = s.in_channels, cg = cin / prm.groups;
+  const int64_t cout_g = s.out_channels / prm.groups;
   const int64_t col_width = K * cin;
   const int64_t hw_in = s.height * s.width;
   const int64_t hw_out = s.out_h * s.out_w;
   const int64_t tile = deform_conv2d_tile_pixels(col_width);
-  const int64_t num_tiles = (hw_out + tile - 1) / tile;
-  const int64_t threads = std::max(1, at::get_num_threads());
-  const bool split_images = num_tiles >= threads;
-  const int64_t work_items = split_images ? num_tiles : s.batch;
-  const int64_t num_parts = std::max<int64_t>(1, std::min(threads, work_items));
+  const int64_t tiles_per_block = std::max(1, at::get_num_threads());
+  const int64_t block = tile * tiles_per_block;
+  const int64_t rows = std::min(block, hw_out);
   const auto w_t = weight.permute({0, 2, 3, 1}).contiguous().view({s.out_channels, K * cg});
-  const auto x_t = input.permute({0, 2, 3, 1}).contiguous();  // [N, H, W, Cin]
-  auto grad_w_parts = torch::zeros({num_parts, s.out_channels, K * cg}, input.options());
-  // Channels-last input gradient: per thread part of one image, or one per image.
-  auto grad_x_t = split_images ? torch::empty({num_parts, hw_in, cin}, input.options())
-                               : torch::zeros({s.batch, hw_in, cin}, input.options());
+  auto grad_w_t = torch::zeros_like(w_t);  // tap-major like w_t
+  auto col = torch::empty({rows, col_width}, input.options());
+  auto grad_col = torch::empty({rows, col_width}, input.options());
+  // Tile t of every block scatters into input-gradient part t (channels-last): no two threads
+  // share a part, and each part sums its tiles in a fixed order.
+  const int64_t num_parts = std::min(tiles_per_block, (hw_out + tile - 1) / tile);
+  auto grad_x_parts = torch::empty({num_parts, hw_in, cin}, input.options());
+  scalar_t* col_p = col.data_ptr<scalar_t>();
+  scalar_t* grad_col_p = grad_col.data_ptr<scalar_t>();
   const std::vector<scalar_t> zeros(static_cast<size_t>(cin), scalar_t(0));
-  const DeformTileBackward<scalar_t> tile_backward{
-      s, prm, x_t.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(), offset.data_ptr<scalar_t>(),
-      prm.use_mask ? mask.data_ptr<scalar_t>() : nullptr, grad_offset.data_ptr<scalar_t>(),
-      prm.use_mask ? grad_mask.data_ptr<scalar_t>() : nullptr, w_t, zeros.data()};
-  scalar_t* gx_p = grad_x_t.data_ptr<scalar_t>();
-  // Runs items [begin, end) of one parallel region on the calling thread's part.
-  auto run = [&](int64_t n_fixed, int64_t begin, int64_t end) {
-    const int64_t part = std::min<int64_t>(at::get_thread_num(), num_parts - 1);
-    auto col = torch::empty({tile, col_width}, input.options());
-    auto grad_col = torch::empty({tile, col_width}, input.options());
-    auto grad_w = grad_w_parts[part];
-    std::vector<scalar_t> sink(static_cast<size_t>(cin));  // written by invalid corners, never read
-    for (int64_t item = begin; item < end; ++item) {
-      if (split_images) {  // item = tile of image n_fixed
-        const int64_t p0 = item * tile, p1 = std::min(hw_out, p0 + tile);
-        tile_backward(n_fixed, p0, p1, gx_p + part * hw_in * cin, grad_w, col.data_ptr<scalar_t>(),
-                      grad_col.data_ptr<scalar_t>(), sink.data());
-      } else {  // item = image
-        for (int64_t p0 = 0; p0 < hw_out; p0 += tile) {
-          tile_backward(item, p0, std::min(hw_out, p0 + tile), gx_p + item * hw_in * cin, grad_w,
-                        col.data_ptr<scalar_t>(), grad_col.data_ptr<scalar_t>(), sink.data());
+  const scalar_t* go_p = grad_out.data_ptr<scalar_t>();
+  const scalar_t* offset_p = offset.data_ptr<scalar_t>();
+  const scalar_t* mask_p = prm.use_mask ? mask.data_ptr<scalar_t>() : nullptr;
+  scalar_t* goff_p = grad_offset.data_ptr<scalar_t>();
+  scalar_t* gmask_p = prm.use_mask ? grad_mask.data_ptr<scalar_t>() : nullptr;
+  scalar_t* gx_parts_p = grad_x_parts.data_ptr<scalar_t>();
+  for (int64_t n = 0; n < s.batch; ++n) {
+    const auto x_t = input[n].permute({1, 2, 0}).contiguous();
+    const scalar_t* x_p = x_t.data_ptr<scalar_t>();
+    const scalar_t* offset_n = offset_p + n * 2 * prm.offset_groups * K * hw_out;
+    const scalar_t* mask_n = mask_p ? mask_p + n * prm.offset_groups * K * hw_out : nullptr;
+    scalar_t* goff_n = goff_p + n * 2 * prm.offset_groups * K * hw_out;
+    scalar_t* gmask_n = gmask_p ? gmask_p + n * prm.offset_groups * K * hw_out : nullptr;
+    const scalar_t* go_n = go_p + n * s.out_channels * hw_out;
+    grad_x_parts.zero_();
+    for (int64_t b0 = 0; b0 < hw_out; b0 += block) {
+      const int64_t b1 = std::min(hw_out, b0 + block), bp = b1 - b0;
+      const int64_t num_tiles = (bp + tile - 1) / tile;
+      at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+          const int64_t p0 = b0 + t * tile, p1 = std::min(b1, p0 + tile);
+          deform_fill_columns(s, prm, x_p, offset_n, mask_n, p0, p1, zeros.data(), col_p + (p0 - b0) * col_width);
         }
+      });
+      for (int64_t g = 0; g < prm.groups; ++g) {
+        const auto go_view =
+            deform_matrix_view(const_cast<scalar_t*>(go_n) + g * cout_g * hw_out + b0, cout_g, bp, hw_out);
+        auto col_view = deform_matrix_view(col_p + g * K * cg, bp, K * cg, col_width);
+        auto grad_col_view = deform_matrix_view(grad_col_p + g * K * cg, bp, K * cg, col_width);
+        at::mm_out(grad_col_view, go_view.t(), w_t.narrow(0, g * cout_g, cout_g));  // [block, K*Cg]
+        grad_w_t.narrow(0, g * cout_g, cout_g).addmm_(go_view, col_view);
       }
+      at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) {
+        std::vector<scalar_t> sink(static_cast<size_t>(cin));  // written by invalid corners, never read
+        for (int64_t t = begin; t < end; ++t) {
+          const int64_t p0 = b0 + t * tile, p1 = std::min(b1, p0 + tile);
+          scalar_t* gx = gx_parts_p + t * hw_in * cin;
+          const scalar_t* gcol_tile = grad_col_p + (p0 - b0) * col_width;
+          deform_for_each_sample<scalar_t>(
+              s, prm, offset_n, mask_n, p0, p1,
+              [&](int64_t r, int64_t og, int64_t k, const BilinearCorners<scalar_t>& c, scalar_t m) {
+                const scalar_t* src[4];
+                scalar_t* dst[4];
+                scalar_t mw[4];
+                for (int q = 0; q < 4; ++q) {
+                  const bool valid = c.index[q] >= 0;
+                  src[q] = valid ? x_p + c.index[q] * cin : zeros.data();
+                  dst[q] = valid ? gx + c.index[q] * cin : sink.data();
+                  mw[q] = c.weight[q] * m;
+                }
+                // dot[q] = sum_c grad_col * x(corner q): d out / d (corner weight q).
+                scalar_t dot[4] = {0, 0, 0, 0};
+                deform_for_each_segment(s, prm, og, [&](int64_t g, int64_t c0, int64_t c1) {
+                  const scalar_t* __restrict__ gc = gcol_tile + r * col_width + g * K * cg + k * cg + (c0 - g * cg);
+                  const int64_t len = c1 - c0;
+                  for (int q = 0; q < 4; ++q) {
+                    const scalar_t* __restrict__ a = src[q] + c0;
+                    scalar_t* __restrict__ ga = dst[q] + c0;
+                    const scalar_t wq = mw[q];
+                    // Four partial sums so the reduction vectorises without -ffast-math.
+                    scalar_t acc[4] = {0, 0, 0, 0};
+                    int64_t i = 0;
+                    for (; i + 4 <= len; i += 4) {
+                      for (int l = 0; l < 4; ++l) {
+                        acc[l] += gc[i + l] * a[i + l];
+                        ga[i + l] += wq * gc[i + l];
+                      }
+                    }
+                    for (; i < len; ++i) {
+                      acc[0] += gc[i] * a[i];
+                      ga[i] += wq * gc[i];
+                    }
+                    dot[q] += (acc[0] + acc[1]) + (acc[2] + acc[3]);
+                  }
+                });
+                scalar_t value = 0, dy = 0, dx = 0;
+                for (int q = 0; q < 4; ++q) {
+                  value += c.weight[q] * dot[q];
+                  dy += c.dweight_dy[q] * dot[q];
+                  dx += c.dweight_dx[q] * dot[q];
+                }
+                const int64_t p = p0 + r;
+                goff_n[(og * 2 * K + 2 * k) * hw_out + p] = m * dy;
+                goff_n[(og * 2 * K + 2 * k + 1) * hw_out + p] = m * dx;
+                if (gmask_n) gmask_n[(og * K + k) * hw_out + p] = value;
+              });
+        }
+      });
     }
-  };
-  if (split_images) {
-    for (int64_t n = 0; n < s.batch; ++n) {
-      grad_x_t.zero_();
-      at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) { run(n, begin, end); });
-      // Fixed-order reduction of the parts, back to [Cin, H, W].
-      const auto gx_sum = num_parts == 1 ? grad_x_t[0] : grad_x_t.sum(0);
-      grad_input[n].copy_(gx_sum.view({s.height, s.width, cin}).permute({2, 0, 1}));
-    }
-  } else {
-    at::parallel_for(0, s.batch, 1, [&](int64_t begin, int64_t end) { run(-1, begin, end); });
-    grad_input.copy_(grad_x_t.view({s.batch, s.height, s.width, cin}).permute({0, 3, 1, 2}));
+    // Fixed-order reduction of the parts' input gradients, back to [Cin, H, W].
+    auto gx_sum = num_parts == 1 ? grad_x_parts[0] : grad_x_parts.sum(0);
+    grad_input[n].copy_(gx_sum.view({s.height, s.width, cin}).permute({2, 0, 1}));
   }
-  // Fixed-order sum of the parts; [Cout, kh, kw, Cg] -> [Cout, Cg, kh, kw]
-  const auto grad_w_t = num_parts == 1 ? grad_w_parts[0] : grad_w_parts.sum(0);
+  // [Cout, kh, kw, Cg] -> [Cout, Cg, kh, kw]
   grad_weight.copy_(grad_w_t.view({s.out_channels, s.kernel_h, s.kernel_w, cg}).permute({0, 3, 1, 2}));
 }
 
