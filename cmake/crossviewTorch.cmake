@@ -77,6 +77,36 @@ function(crossview_attach_torch target)
   if(_needs_cxx20)
     target_compile_features(${target} INTERFACE cxx_std_20)
   endif()
+  # ATen's at::parallel_for is a header template: its OpenMP region is compiled into OUR
+  # translation units, so without -fopenmp every crossview CPU kernel (warp, deform_conv2d,
+  # consistency loss, metrics) silently runs on one thread. Compile with OpenMP whenever libtorch
+  # was built with it (ATen/Config.h: AT_PARALLEL_OPENMP 1), and link libtorch's own libgomp.
+  set(_at_openmp OFF)
+  foreach(_dir IN LISTS _inc)
+    if(EXISTS "${_dir}/ATen/Config.h")
+      file(STRINGS "${_dir}/ATen/Config.h" _hits REGEX "^#define AT_PARALLEL_OPENMP 1")
+      if(_hits)
+        set(_at_openmp ON)
+      endif()
+    endif()
+  endforeach()
+  if(_at_openmp)
+    find_package(OpenMP COMPONENTS CXX)
+    if(OpenMP_CXX_FOUND)
+      separate_arguments(_omp_flags NATIVE_COMMAND "${OpenMP_CXX_FLAGS}")
+      target_compile_options(${target} INTERFACE "$<$<COMPILE_LANGUAGE:CXX>:${_omp_flags}>")
+      find_library(CROSSVIEW_TORCH_LIBGOMP NAMES libgomp.so.1 gomp PATHS "${Torch_DIR}/../../../lib"
+                   NO_DEFAULT_PATH)
+      if(CROSSVIEW_TORCH_LIBGOMP)
+        target_link_libraries(${target} INTERFACE "${CROSSVIEW_TORCH_LIBGOMP}")  # the one libtorch loads
+      else()
+        target_link_libraries(${target} INTERFACE OpenMP::OpenMP_CXX)
+      endif()
+    else()
+      message(WARNING "crossview: libtorch runs at::parallel_for with OpenMP, but no OpenMP flag was found for "
+                      "${CMAKE_CXX_COMPILER_ID}: crossview's CPU kernels will run on one thread")
+    endif()
+  endif()
   # PyPI wheel layout: site-packages/torch/share/cmake/Torch and site-packages/nvidia/<pkg>/lib.
   get_filename_component(_site "${Torch_DIR}/../../../.." ABSOLUTE)
   file(GLOB _nvidia_lib_dirs LIST_DIRECTORIES true "${_site}/nvidia/*/lib")

@@ -3,12 +3,14 @@
 #include <crossview/geometry.hpp>
 #include <crossview/warp.hpp>
 
+#include <ATen/Parallel.h>
 #include <doctest/doctest.h>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -335,6 +337,21 @@ TEST_CASE("warp_image: batches of images with one or N homographies equal the pe
   // Non-contiguous input.
   const auto strided = images.transpose(2, 3).contiguous().transpose(2, 3);
   CHECK(torch::equal(crossview::warp_image(strided, Hs, {30, 35}), both.output));
+}
+
+// at::parallel_for is a header template whose OpenMP region is compiled into the translation unit
+// that calls it: built without OpenMP, every crossview CPU kernel silently ran on one thread.
+TEST_CASE("at::parallel_for in crossview's translation units uses several threads") {
+  if (at::get_num_threads() < 2) {
+    MESSAGE("libtorch has one intra-op thread here; nothing to check");
+    return;
+  }
+  std::vector<std::atomic<int>> seen(size_t(at::get_num_threads()));
+  at::parallel_for(0, 1000, 1, [&](int64_t, int64_t) { seen[size_t(at::get_thread_num())] += 1; });
+  int used = 0;
+  for (const auto& s : seen) used += s.load() > 0;
+  CHECK_MESSAGE(used >= 2, "at::parallel_for ran on ", used,
+                " thread(s): compile with OpenMP (cmake/crossviewTorch.cmake adds it when libtorch uses it)");
 }
 
 TEST_CASE("warp_image / warp_labels: the AVX2 rows agree with the portable path and the double reference") {
