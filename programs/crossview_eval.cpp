@@ -101,7 +101,6 @@ int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints, 
 }  // namespace
 
 int main(int argc, char** argv) {
-  cp::use_passive_openmp_waiting(argv);
   CLI::App app{"crossview-eval: segmentation and cross-view consistency (CVC) of trained crossview-train checkpoints."};
   cp::TrainOptions options;
   options.out = "crossview-eval-out";

@@ -35,6 +35,7 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -129,14 +130,39 @@ std::vector<std::pair<std::string, std::vector<cp::SeedDifferences>>> difference
   return panels;
 }
 
-int run(const cp::TrainOptions& o) {
+/// A file an earlier run wrote under `out` (results, checkpoints, logs, up to seed_<s>/<variant>/),
+/// or nothing: without --resume or --force, a run must not replace what an earlier one left.
+std::optional<std::filesystem::path> earlier_run_file(const std::filesystem::path& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(out, ec)) return std::nullopt;
+  for (auto it = fs::recursive_directory_iterator(out, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it.depth() > 2) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    const auto name = it->path().filename().string();
+    if (name == "results.json" || name == "model.pt" || name == "checkpoint.pt" || name == "train_log.csv") {
+      return it->path();
+    }
+  }
+  return std::nullopt;
+}
+
+int run(const cp::TrainOptions& o, bool force) {
   cp::set_cpu_threads(o.threads);
   const auto* dist = cp::current_distributed();
   const bool main = cp::is_main_process();
   const auto device = pick_device(o.device, dist != nullptr ? dist->local_rank() : 0);
   const auto seeds = o.seeds.empty() ? std::vector<uint64_t>{o.seed} : cp::parse_seeds(o.seeds);
   if (main) {
-    std::filesystem::create_directories(o.out);
+    std::error_code ec;
+    std::filesystem::create_directories(o.out, ec);
+    if (ec || !std::filesystem::is_directory(o.out)) {
+      throw std::runtime_error("--out " + o.out + ": cannot create the output folder (" +
+                               (ec ? ec.message() : "a file of that name exists") + ")");
+    }
     std::fprintf(stderr, "crossview-train: %s, variants", o.dataset.c_str());
     for (const auto& v : o.variants) std::fprintf(stderr, " %s", v.c_str());
     std::fprintf(stderr,
@@ -152,6 +178,13 @@ int run(const cp::TrainOptions& o) {
   }
 
   const auto data = cp::load_dataset(o);
+  // After the data (whose errors name their files first), before anything is written.
+  if (main && !o.resume && !force) {
+    if (const auto earlier = earlier_run_file(o.out)) {
+      throw std::runtime_error("--out " + o.out + " holds an earlier run (" + earlier->string() +
+                               "); pass --resume to continue it, --force to replace it, or choose another --out");
+    }
+  }
   const auto summary = run_summary(o, data, device);
   if (!main) {
     // Train what rank 0 trains, seed by seed; rank 0 says which seeds --resume finds finished.
@@ -223,7 +256,6 @@ int run(const cp::TrainOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  cp::use_passive_openmp_waiting(argv);
   cp::install_stop_signal_handlers();
   CLI::App app{
       "crossview-train: trains PSPNet with online VVD pairs, GGDC and the consistency loss (IJCAI-21) and prints "
@@ -232,6 +264,10 @@ int main(int argc, char** argv) {
   cp::add_data_options(app, options);
   cp::add_train_options(app, options);
   cp::add_run_options(app, options);
+  bool force = false;
+  app.add_flag("--force", force,
+               "replace the results, checkpoints and logs of an earlier run in --out (without --force or "
+               "--resume such a run is refused)");
   double dist_timeout_s = 1800;
   app.add_option("--dist-timeout", dist_timeout_s,
                  "several processes: seconds a rank waits for the others (joining, every collective) before it "
@@ -256,7 +292,7 @@ int main(int argc, char** argv) {
       cp::set_current_distributed(std::make_shared<cp::Distributed>(
           *launch, std::chrono::milliseconds(int64_t(dist_timeout_s * 1000.0))));
     }
-    return run(options);
+    return run(options, force);
   } catch (const cp::TrainingStopped& e) {
     std::fprintf(stderr, "\ncrossview-train: %s\n", e.what());
     return cp::stop_exit_code();

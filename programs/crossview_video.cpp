@@ -404,7 +404,6 @@ int main(int argc, char** argv) {
   // FFmpeg's own log lines ("moov atom not found") would come before our one-line error about an
   // unreadable --video; quiet unless the user asked for a level.
   ::setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", /*overwrite=*/0);
-  cp::use_passive_openmp_waiting(argv);
   CLI::App app{
       "crossview-video: per-frame video consistency of trained crossview-train checkpoints (paper Sec. 4.4, Fig. 7).\n"
       "For each pair of consecutive frames: the share (%) of the pixels compared whose predicted label equals the\n"

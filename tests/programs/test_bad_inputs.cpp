@@ -270,9 +270,16 @@ TEST_CASE("crossview-train: every bad input ends with one error line naming the 
       {"--dataset camvid without --root", " --dataset camvid", {"--root"}},
       {"unknown variant", tiny + f.camvid.string() + " --variants baseline,nope", {"--variants", "nope"}},
       {"negative --iterations", tiny + f.camvid.string() + " --iterations -3", {"--iterations", "-3"}},
+      {"--out holding an earlier run, without --resume or --force", tiny + f.camvid.string(),
+       {"holds an earlier run", "--resume", "--force"}},
   };
   if (!torch::cuda::is_available()) {
     cases.push_back({"--device cuda without a GPU", tiny + f.camvid.string() + " --device cuda", {"--device cuda"}});
+  }
+  // --out holds an earlier run, which crossview-train refuses to replace without --force: every
+  // other case passes --force, so its own error shows, and the earlier files must survive anyway.
+  for (auto& c : cases) {
+    if (c.name.rfind("--out holding an earlier run", 0) != 0) c.args += " --force";
   }
   check_bad_inputs(kTrain, cases);
 }
