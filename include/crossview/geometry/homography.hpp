@@ -9,6 +9,7 @@
 #include <Eigen/Core>
 #include <Eigen/LU>
 
+#include <cmath>
 #include <optional>
 
 namespace crossview {
@@ -75,14 +76,18 @@ template <typename DerivedH, typename DerivedP>
 std::optional<Vector2<typename DerivedH::Scalar>> transform_point(const Eigen::MatrixBase<DerivedH>& H_dst_src,
                                                                   const Eigen::MatrixBase<DerivedP>& p_src) {
   using Scalar = typename DerivedH::Scalar;
-  // A NaN would fail the w > 0 test and pass for "behind the camera": refused instead.
-  detail::check_finite(H_dst_src, "transform_point", "H_dst_src");
-  detail::check_finite(p_src, "transform_point", "p_src");
   const Scalar x = Scalar(p_src(0)), y = Scalar(p_src(1));
   const Scalar w = H_dst_src(2, 0) * x + H_dst_src(2, 1) * y + H_dst_src(2, 2);
-  if (!(w > Scalar(0))) return std::nullopt;
   const Scalar u = H_dst_src(0, 0) * x + H_dst_src(0, 1) * y + H_dst_src(0, 2);
   const Scalar v = H_dst_src(1, 0) * x + H_dst_src(1, 1) * y + H_dst_src(1, 2);
+  // A NaN would fail the w > 0 test and pass for "behind the camera": refused instead. A
+  // non-finite entry of H or p makes its row's sum non-finite (inf * 0 is NaN), so the inputs are
+  // checked only then: the per-point cost stays three tests (the grid mapping is a hot loop).
+  if (!(std::isfinite(u) && std::isfinite(v) && std::isfinite(w))) {
+    detail::check_finite(H_dst_src, "transform_point", "H_dst_src");
+    detail::check_finite(p_src, "transform_point", "p_src");
+  }
+  if (!(w > Scalar(0))) return std::nullopt;
   return Vector2<Scalar>(u / w, v / w);
 }
 
