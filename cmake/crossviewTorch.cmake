@@ -62,12 +62,20 @@ function(crossview_attach_torch target)
   target_link_libraries(${target} INTERFACE torch)
   # torch >= 2.10 headers refuse to compile below C++20.
   get_target_property(_inc torch INTERFACE_INCLUDE_DIRECTORIES)
+  # One pass over Torch's include folders: does all.h demand C++20, was ATen built with OpenMP?
   set(_needs_cxx20 OFF)
+  set(_at_openmp OFF)
   foreach(_dir IN LISTS _inc)
     if(EXISTS "${_dir}/torch/csrc/api/include/torch/all.h")
       file(STRINGS "${_dir}/torch/csrc/api/include/torch/all.h" _hits REGEX "C\\+\\+20 or later")
       if(_hits)
         set(_needs_cxx20 ON)
+      endif()
+    endif()
+    if(EXISTS "${_dir}/ATen/Config.h")
+      file(STRINGS "${_dir}/ATen/Config.h" _hits REGEX "^#define AT_PARALLEL_OPENMP 1")
+      if(_hits)
+        set(_at_openmp ON)
       endif()
     endif()
   endforeach()
@@ -80,16 +88,8 @@ function(crossview_attach_torch target)
   # ATen's at::parallel_for is a header template: its OpenMP region is compiled into OUR
   # translation units, so without -fopenmp every crossview CPU kernel (warp, deform_conv2d,
   # consistency loss, metrics) silently runs on one thread. Compile with OpenMP whenever libtorch
-  # was built with it (ATen/Config.h: AT_PARALLEL_OPENMP 1), and link libtorch's own libgomp.
-  set(_at_openmp OFF)
-  foreach(_dir IN LISTS _inc)
-    if(EXISTS "${_dir}/ATen/Config.h")
-      file(STRINGS "${_dir}/ATen/Config.h" _hits REGEX "^#define AT_PARALLEL_OPENMP 1")
-      if(_hits)
-        set(_at_openmp ON)
-      endif()
-    endif()
-  endforeach()
+  # was built with it (ATen/Config.h: AT_PARALLEL_OPENMP 1, read above), and link libtorch's own
+  # libgomp.
   if(_at_openmp)
     find_package(OpenMP COMPONENTS CXX)
     if(OpenMP_CXX_FOUND)

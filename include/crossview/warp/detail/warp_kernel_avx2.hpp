@@ -74,6 +74,14 @@ struct RowAffine {
   double u0, v0, w0, m0, m3, m6;
   RowAffine(const double* M, double y)
       : u0(M[1] * y + M[2]), v0(M[4] * y + M[5]), w0(M[7] * y + M[8]), m0(M[0]), m3(M[3]), m6(M[6]) {}
+  /// Source position (sx, sy) and w of destination pixel x, one pixel at a time (the rows' tails).
+  void source(int64_t x, double& sx, double& sy, double& w) const {
+    const double xd = double(x);
+    w = w0 + m6 * xd;
+    const double inv = 1.0 / w;
+    sx = (u0 + m0 * xd) * inv;
+    sy = (v0 + m3 * xd) * inv;
+  }
 };
 
 #if CROSSVIEW_WARP_AVX2
@@ -131,12 +139,11 @@ CROSSVIEW_TARGET_AVX2 void warp_image_row(const WarpRow<scalar_t>& r, const doub
   static_assert(std::is_same_v<scalar_t, uint8_t> || std::is_same_v<scalar_t, float>, "uint8 or float32 only");
   const RowAffine a(M, y);
   const int64_t src_w = r.src_w;
+  const double max_x = double(src_w - 1), max_y = double(r.src_h - 1);
   // Fast groups: every tap inside (x0 + 1 <= W-1 and y0 + 1 <= H-1).
-  const double x_limit = double(src_w - 1);
-  const __m256d hi_x = _mm256_set1_pd(x_limit), hi_y = _mm256_set1_pd(double(r.src_h - 1));
+  const __m256d hi_x = _mm256_set1_pd(max_x), hi_y = _mm256_set1_pd(max_y);
   const __m256i stride = _mm256_set1_epi32(int32_t(src_w));
   const __m256 one = _mm256_set1_ps(1.0f);
-  const double max_x = double(src_w - 1), max_y = double(r.src_h - 1);
   __m256d xd = _mm256_setr_pd(0.0, 1.0, 2.0, 3.0);
   const __m256d four = _mm256_set1_pd(4.0);
   int64_t x = 0;
@@ -237,10 +244,8 @@ CROSSVIEW_TARGET_AVX2 void warp_image_row(const WarpRow<scalar_t>& r, const doub
     }
   }
   for (; x < out_w; ++x) {
-    const double xd1 = double(x);
-    const double w = a.w0 + a.m6 * xd1;
-    const double inv = 1.0 / w;
-    const double sx = (a.u0 + a.m0 * xd1) * inv, sy = (a.v0 + a.m3 * xd1) * inv;
+    double sx, sy, w;
+    a.source(x, sx, sy, w);
     warp_pixel(r, x, sx, sy, w > 0);
     if (valid_row) valid_row[x] = w > 0 && sx >= 0.0 && sx <= max_x && sy >= 0.0 && sy <= max_y;
   }
@@ -279,11 +284,9 @@ CROSSVIEW_TARGET_AVX2 void warp_labels_row(const label_t* plane, int64_t src_h, 
     }
   }
   for (; x < out_w; ++x) {
-    const double xd1 = double(x);
-    const double w = a.w0 + a.m6 * xd1;
-    const double inv = 1.0 / w;
-    warp_label_pixel(plane, src_h, src_w, x, (a.u0 + a.m0 * xd1) * inv, (a.v0 + a.m3 * xd1) * inv, w > 0, out,
-                     valid_row, ignore_index);
+    double sx, sy, w;
+    a.source(x, sx, sy, w);
+    warp_label_pixel(plane, src_h, src_w, x, sx, sy, w > 0, out, valid_row, ignore_index);
   }
 }
 

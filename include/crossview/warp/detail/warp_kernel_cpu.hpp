@@ -188,13 +188,13 @@ void warp_image_cpu_kernel(const scalar_t* src, int64_t batch, int64_t channels,
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / out_h;
       const int64_t y = row % out_h;
+      for (int64_t c = 0; c < channels; ++c) {
+        planes[size_t(c)] = src + (n * channels + c) * src_plane;
+        outs[size_t(c)] = dst + (n * channels + c) * dst_plane + y * out_w;
+      }
 #if CROSSVIEW_WARP_AVX2
       if constexpr (kAvx2Type) {
         if (avx2) {
-          for (int64_t c = 0; c < channels; ++c) {
-            planes[size_t(c)] = src + (n * channels + c) * src_plane;
-            outs[size_t(c)] = dst + (n * channels + c) * dst_plane + y * out_w;
-          }
           avx2::warp_image_row(r, inv.of(n), double(y), out_w, valid ? valid + n * dst_plane + y * out_w : nullptr);
           continue;
         }
@@ -208,10 +208,6 @@ void warp_image_cpu_kernel(const scalar_t* src, int64_t batch, int64_t channels,
           const size_t i = size_t(x);
           valid_row[x] = wss[i] > 0 && sxs[i] >= 0.0 && sxs[i] <= max_x && sys[i] >= 0.0 && sys[i] <= max_y;
         }
-      }
-      for (int64_t c = 0; c < channels; ++c) {
-        planes[size_t(c)] = src + (n * channels + c) * src_plane;
-        outs[size_t(c)] = dst + (n * channels + c) * dst_plane + y * out_w;
       }
 #if defined(__SSE2__)
       if constexpr (kWarpSimd<scalar_t>) {
