@@ -48,6 +48,9 @@ struct CCNetOptions {
   TORCH_ARG(double, aux_weight) = 0.4;
   /// Label ignored by `CCNetImpl::loss`.
   TORCH_ARG(int64_t, ignore_index) = 255;
+  /// Makes the head's normalisation layers (see NormFactory); empty (the default): the backbone's
+  /// `norm_layer`, so `ResNetOptions::norm_layer` alone switches the whole network.
+  TORCH_ARG(NormFactory, norm_layer) = nullptr;
 };
 
 /// CCNet. Input `[N, 3, H, W]` float, ImageNet-normalised; output `SegmentationOutput` (=
@@ -79,19 +82,22 @@ class CCNetImpl : public torch::nn::Cloneable<CCNetImpl> {
                 options.dropout());
     backbone = register_module("backbone", ResNet(options.backbone()));
     const auto& stage_channels = backbone->stage_channels();
-    conv_in = register_module("conv_in", detail::conv_bn_relu(stage_channels[3], options.channels(), 3));
+    const auto& norm = detail::head_norm_layer(options.norm_layer(), options.backbone());
+    conv_in = register_module("conv_in", detail::conv_bn_relu(stage_channels[3], options.channels(), 3, 1, norm, "CCNet"));
     cca = register_module("cca", CrissCrossAttention(CrissCrossAttentionOptions(options.channels())));
-    conv_out = register_module("conv_out", detail::conv_bn_relu(options.channels(), options.channels(), 3));
+    conv_out =
+        register_module("conv_out", detail::conv_bn_relu(options.channels(), options.channels(), 3, 1, norm, "CCNet"));
     bottleneck = options.concat_input()
                      ? register_module("bottleneck", detail::conv_bn_relu(stage_channels[3] + options.channels(),
-                                                                          options.channels(), 3))
+                                                                          options.channels(), 3, 1, norm, "CCNet"))
                      : nullptr;
     dropout = register_module("dropout", torch::nn::Dropout2d(torch::nn::Dropout2dOptions(options.dropout())));
     classifier = register_module(
         "classifier", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.channels(), options.num_classes(), 1)));
-    aux = options.aux_head() ? register_module("aux", detail::fcn_aux_head(stage_channels[2], options.aux_channels(),
-                                                                           options.num_classes(), options.dropout()))
-                             : nullptr;
+    aux = options.aux_head()
+              ? register_module("aux", detail::fcn_aux_head(stage_channels[2], options.aux_channels(),
+                                                            options.num_classes(), options.dropout(), norm, "CCNet"))
+              : nullptr;
     reset_parameters();
   }
 

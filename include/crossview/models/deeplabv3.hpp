@@ -32,6 +32,8 @@ struct ASPPOptions {
   /// (and padding) d. {1, 12, 24, 36} is DeepLabV3 at output stride 8; at output stride 16 the
   /// DeepLabV3 paper halves the rates: {1, 6, 12, 18}.
   TORCH_ARG(std::vector<int64_t>, dilations) = std::vector<int64_t>{1, 12, 24, 36};
+  /// Makes each branch's normalisation layer (see NormFactory); default BatchNorm2d.
+  TORCH_ARG(NormFactory, norm_layer) = batch_norm_factory();
 };
 
 /// Atrous spatial pyramid pooling, as mmseg's `ASPPHead` before its bottleneck: an image-pooling
@@ -40,7 +42,8 @@ struct ASPPOptions {
 /// Input `[N, in_channels, h, w]` -> `[N, (1 + dilations.size()) * channels, h, w]` (the input
 /// itself is not part of the concatenation). Parameters `image_pool.1.weight`, `image_pool.2.*`
 /// (BN), `branches.<i>.0.weight`, `branches.<i>.1.*` (mmseg: `image_pool.1.conv`,
-/// `aspp_modules.<i>.conv`). Train-mode BatchNorm on the pooled 1x1 map needs N >= 2.
+/// `aspp_modules.<i>.conv`). "BN" is the layer `norm_layer` makes (BatchNorm2d by default).
+/// Train-mode BatchNorm on the pooled 1x1 map needs N >= 2 (SyncBatchNorm: 2 over all processes).
 class ASPPImpl : public torch::nn::Cloneable<ASPPImpl> {
  public:
   explicit ASPPImpl(const ASPPOptions& options) : options(options) { reset(); }
@@ -55,17 +58,18 @@ class ASPPImpl : public torch::nn::Cloneable<ASPPImpl> {
         torch::nn::Sequential(
             torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions({1, 1})),
             torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels(), options.channels(), 1).bias(false)),
-            torch::nn::BatchNorm2d(options.channels()), torch::nn::ReLU(torch::nn::ReLUOptions(true))));
+            detail::make_norm_layer(options.norm_layer(), options.channels(), "ASPP"),
+            torch::nn::ReLU(torch::nn::ReLUOptions(true))));
     branches = register_module("branches", torch::nn::ModuleList());
     for (const auto dilation : options.dilations()) {
       TORCH_CHECK(dilation > 0, "ASPP: dilations must be positive, got ", dilation);
-      branches->push_back(
-          detail::conv_bn_relu(options.in_channels(), options.channels(), dilation == 1 ? 1 : 3, dilation));
+      branches->push_back(detail::conv_bn_relu(options.in_channels(), options.channels(), dilation == 1 ? 1 : 3,
+                                               dilation, options.norm_layer(), "ASPP"));
     }
     reset_parameters();
   }
 
-  /// mmseg's ConvModule initialisation: Kaiming-normal (fan_out, ReLU) convs, BatchNorm 1 / 0.
+  /// mmseg's ConvModule initialisation: Kaiming-normal (fan_out, ReLU) convs, normalisation 1 / 0.
   void reset_parameters() {
     detail::init_conv_bn_relu(*image_pool, 1);
     for (size_t i = 0; i < branches->size(); ++i) detail::init_conv_bn_relu(branches->at<torch::nn::SequentialImpl>(i));
@@ -122,6 +126,9 @@ struct DeepLabV3Options {
   TORCH_ARG(double, aux_weight) = 0.4;
   /// Label ignored by `DeepLabV3Impl::loss`.
   TORCH_ARG(int64_t, ignore_index) = 255;
+  /// Makes the head's normalisation layers (see NormFactory); empty (the default): the backbone's
+  /// `norm_layer`, so `ResNetOptions::norm_layer` alone switches the whole network.
+  TORCH_ARG(NormFactory, norm_layer) = nullptr;
 };
 
 /// DeepLabV3. Input `[N, 3, H, W]` float, ImageNet-normalised; output `SegmentationOutput` (=
@@ -148,16 +155,20 @@ class DeepLabV3Impl : public torch::nn::Cloneable<DeepLabV3Impl> {
                 options.dropout());
     backbone = register_module("backbone", ResNet(options.backbone()));
     const auto& stage_channels = backbone->stage_channels();
-    aspp = register_module("aspp",
-                           ASPP(ASPPOptions(stage_channels[3], options.channels()).dilations(options.dilations())));
+    const auto& norm = detail::head_norm_layer(options.norm_layer(), options.backbone());
+    aspp = register_module("aspp", ASPP(ASPPOptions(stage_channels[3], options.channels())
+                                            .dilations(options.dilations())
+                                            .norm_layer(norm)));
     const int64_t concat = (1 + static_cast<int64_t>(options.dilations().size())) * options.channels();
-    bottleneck = register_module("bottleneck", detail::conv_bn_relu(concat, options.channels(), 3));
+    bottleneck =
+        register_module("bottleneck", detail::conv_bn_relu(concat, options.channels(), 3, 1, norm, "DeepLabV3"));
     dropout = register_module("dropout", torch::nn::Dropout2d(torch::nn::Dropout2dOptions(options.dropout())));
     classifier = register_module(
         "classifier", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.channels(), options.num_classes(), 1)));
-    aux = options.aux_head() ? register_module("aux", detail::fcn_aux_head(stage_channels[2], options.aux_channels(),
-                                                                           options.num_classes(), options.dropout()))
-                             : nullptr;
+    aux = options.aux_head()
+              ? register_module("aux", detail::fcn_aux_head(stage_channels[2], options.aux_channels(),
+                                                            options.num_classes(), options.dropout(), norm, "DeepLabV3"))
+              : nullptr;
     reset_parameters();
   }
 

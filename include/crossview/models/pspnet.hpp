@@ -29,12 +29,15 @@ struct PyramidPoolingOptions {
   TORCH_ARG(int64_t, channels);
   /// Output sizes of the adaptive average pools (bins x bins cells each).
   TORCH_ARG(std::vector<int64_t>, bins) = std::vector<int64_t>{1, 2, 3, 6};
+  /// Makes each branch's normalisation layer (see NormFactory); default BatchNorm2d.
+  TORCH_ARG(NormFactory, norm_layer) = batch_norm_factory();
 };
 
 /// Pyramid pooling module: for each bin b, adaptive average pool to b x b, 1x1 conv to `channels`,
-/// BatchNorm, ReLU, bilinear upsampling back (align_corners = false); concatenated after the input.
+/// normalisation (BatchNorm2d unless `norm_layer` says otherwise), ReLU, bilinear upsampling back (align_corners = false); concatenated after the input.
 /// Input `[N, in_channels, h, w]` -> `[N, in_channels + bins.size() * channels, h, w]`.
-/// Train-mode BatchNorm on the 1x1 bin needs N >= 2 (libtorch refuses one value per channel).
+/// Train-mode BatchNorm on the 1x1 bin needs N >= 2 (libtorch refuses one value per channel);
+/// SyncBatchNorm needs 2 over all processes.
 class PyramidPoolingImpl : public torch::nn::Cloneable<PyramidPoolingImpl> {
  public:
   explicit PyramidPoolingImpl(const PyramidPoolingOptions& options) : options(options) { reset(); }
@@ -53,18 +56,15 @@ class PyramidPoolingImpl : public torch::nn::Cloneable<PyramidPoolingImpl> {
           torch::nn::Sequential(torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions({bin, bin})),
                                 torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels(), options.channels(), 1)
                                                       .bias(false)),
-                                torch::nn::BatchNorm2d(options.channels()),
+                                detail::make_norm_layer(options.norm_layer(), options.channels(), "PyramidPooling"),
                                 torch::nn::ReLU(torch::nn::ReLUOptions(true)))));
     }
     reset_parameters();
   }
 
-  /// mmseg's ConvModule initialisation: Kaiming-normal (fan_out, ReLU) convs, BatchNorm 1 / 0.
+  /// mmseg's ConvModule initialisation: Kaiming-normal (fan_out, ReLU) convs, normalisation 1 / 0.
   void reset_parameters() {
-    for (auto& branch : branches) {
-      detail::init_conv_weight(branch[1]->as<torch::nn::Conv2d>()->weight);
-      detail::init_batch_norm(*branch[2]->as<torch::nn::BatchNorm2d>());
-    }
+    for (auto& branch : branches) detail::init_conv_bn_relu(*branch, 1);
   }
 
   /// `x`: `[N, in_channels, h, w]` -> `[N, in_channels + bins.size() * channels, h, w]`.
@@ -120,6 +120,9 @@ struct PSPNetOptions {
   TORCH_ARG(double, aux_weight) = 0.4;
   /// Label ignored by `PSPNetImpl::loss`.
   TORCH_ARG(int64_t, ignore_index) = 255;
+  /// Makes the head's normalisation layers (see NormFactory); empty (the default): the backbone's
+  /// `norm_layer`, so `ResNetOptions::norm_layer` alone switches the whole network.
+  TORCH_ARG(NormFactory, norm_layer) = nullptr;
 };
 
 /// What `PSPNet` computes: the output struct all of crossview's segmentation models share.
@@ -141,23 +144,25 @@ class PSPNetImpl : public torch::nn::Cloneable<PSPNetImpl> {
                 options.dropout());
     backbone = register_module("backbone", ResNet(options.backbone()));
     const auto& stage_channels = backbone->stage_channels();
+    const auto& norm = detail::head_norm_layer(options.norm_layer(), options.backbone());
     ppm = register_module("ppm", PyramidPooling(PyramidPoolingOptions(stage_channels[3], options.channels())
-                                                    .bins(options.bins())));
+                                                    .bins(options.bins())
+                                                    .norm_layer(norm)));
     const int64_t concat = stage_channels[3] + static_cast<int64_t>(options.bins().size()) * options.channels();
-    bottleneck = register_module("bottleneck", detail::conv_bn_relu(concat, options.channels(), 3));
+    bottleneck = register_module("bottleneck", detail::conv_bn_relu(concat, options.channels(), 3, 1, norm, "PSPNet"));
     dropout = register_module("dropout", torch::nn::Dropout2d(torch::nn::Dropout2dOptions(options.dropout())));
     classifier = register_module("classifier",
                                  torch::nn::Conv2d(torch::nn::Conv2dOptions(options.channels(), options.num_classes(), 1)));
     if (options.aux_head()) {
       aux = register_module("aux", detail::fcn_aux_head(stage_channels[2], options.aux_channels(),
-                                                        options.num_classes(), options.dropout()));
+                                                        options.num_classes(), options.dropout(), norm, "PSPNet"));
     } else {
       aux = nullptr;
     }
     reset_parameters();
   }
 
-  /// Heads as mmseg initialises them: Kaiming-normal (fan_out, ReLU) 3x3 convs, BatchNorm 1 / 0,
+  /// Heads as mmseg initialises them: Kaiming-normal (fan_out, ReLU) 3x3 convs, normalisation 1 / 0,
   /// classifiers normal(0, 0.01) with bias 0 (the pyramid and the backbone initialise themselves).
   void reset_parameters() {
     detail::init_conv_bn_relu(*bottleneck);

@@ -4,10 +4,12 @@
 /// (`conv1`, `bn1`, ..., `downsample.0`, `downsample.1`), with dilation for output-stride-8
 /// backbones and the option of a GGDC layer (paper Eq. 5-8) in place of the block's last 3x3
 /// convolution, built by a `GGDCFactory` so that any gradient operator and offset head reach the
-/// models.
+/// models; the normalisation layers come from a `NormFactory` (BatchNorm2d by default,
+/// SyncBatchNorm for data-parallel training) and keep BatchNorm's names (`bn1.running_var`).
 
 #include "crossview/detail/tensor_checks.hpp"
 #include "crossview/nn/ggdc.hpp"
+#include "crossview/nn/norm_layer.hpp"
 
 #include <torch/torch.h>
 
@@ -70,6 +72,9 @@ struct ResidualBlockOptions {
   TORCH_ARG(bool, ggdc) = false;
   /// Makes the GGDC layer when `ggdc` is set; default `GGDC<Sobel, ConvOffsetHead>`.
   TORCH_ARG(GGDCFactory, ggdc_factory) = crossview::ggdc_factory<>();
+  /// Makes the block's normalisation layers (`bn1`, `bn2`, `bn3`, `downsample.1`); default
+  /// BatchNorm2d, `sync_batch_norm_factory(group)` for SyncBatchNorm (see NormFactory).
+  TORCH_ARG(NormFactory, norm_layer) = batch_norm_factory();
 };
 
 namespace detail {
@@ -107,11 +112,13 @@ inline torch::nn::AnyModule make_block_conv3x3(torch::nn::Module& owner, const c
   return torch::nn::AnyModule(conv);
 }
 
-/// torchvision's `downsample`: 1x1 conv (no bias) with the block's stride, then BatchNorm.
-inline torch::nn::Sequential make_downsample(int64_t in, int64_t out, int64_t stride) {
+/// torchvision's `downsample`: 1x1 conv (no bias) with the block's stride, then the normalisation
+/// layer `norm` makes (BatchNorm2d by default).
+inline torch::nn::Sequential make_downsample(int64_t in, int64_t out, int64_t stride, const NormFactory& norm,
+                                             const char* block) {
   return torch::nn::Sequential(
       torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)),
-      torch::nn::BatchNorm2d(out));
+      make_norm_layer(norm, out, block));
 }
 
 /// torchvision's conv initialisation: Kaiming normal, fan_out mode, ReLU gain.
@@ -120,15 +127,10 @@ inline void init_conv_weight(torch::Tensor weight) {
   torch::nn::init::kaiming_normal_(weight, 0.0, torch::kFanOut, torch::kReLU);
 }
 
-/// BatchNorm weight 1, bias 0 (and fresh running statistics).
-inline void init_batch_norm(torch::nn::BatchNorm2dImpl& bn) {
-  bn.reset_parameters();
-}
-
 /// Initialises a `make_downsample` projection.
 inline void init_downsample(torch::nn::Sequential& downsample) {
   init_conv_weight(downsample[0]->as<torch::nn::Conv2d>()->weight);
-  init_batch_norm(*downsample[1]->as<torch::nn::BatchNorm2d>());
+  init_norm_layer(*downsample[1]);
 }
 
 /// The convolution weight `[out, in, 3, 3]` of a block's 3x3 conv (plain or GGDC): its direct
@@ -180,34 +182,35 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
                                                            .padding(options.first_dilation())
                                                            .dilation(options.first_dilation())
                                                            .bias(false)));
-    bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
+    bn1 = detail::register_norm_layer(*this, "bn1", options.norm_layer(), planes, "BasicBlock");
     conv2 = detail::make_block_conv3x3(*this, "BasicBlock", "conv2", planes, planes, 1, options.dilation(),
                                        options.ggdc(), options.ggdc_factory());
-    bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
+    bn2 = detail::register_norm_layer(*this, "bn2", options.norm_layer(), planes, "BasicBlock");
     if (options.stride() != 1 || in != planes * kExpansion) {
-      downsample = register_module("downsample", detail::make_downsample(in, planes * kExpansion, options.stride()));
+      downsample = register_module("downsample", detail::make_downsample(in, planes * kExpansion, options.stride(),
+                                                                         options.norm_layer(), "BasicBlock"));
     } else {
       downsample = nullptr;
     }
     reset_parameters();
   }
 
-  /// torchvision's initialisation: Kaiming-normal (fan_out, ReLU) conv weights, BatchNorm weight 1
-  /// and bias 0. A GGDC conv2 gets the same for its conv weight; its offset head stays as GGDC made
-  /// it (zero, so the block starts as the plain-conv block).
+  /// torchvision's initialisation: Kaiming-normal (fan_out, ReLU) conv weights, normalisation weight
+  /// 1 and bias 0. A GGDC conv2 gets the same for its conv weight; its offset head stays as GGDC
+  /// made it (zero, so the block starts as the plain-conv block).
   void reset_parameters() {
     detail::init_conv_weight(conv1->weight);
     detail::init_conv_weight(detail::block_conv_weight(conv2));
-    detail::init_batch_norm(*bn1);
-    detail::init_batch_norm(*bn2);
+    detail::init_norm_layer(*bn1.ptr());
+    detail::init_norm_layer(*bn2.ptr());
     if (downsample) detail::init_downsample(downsample);
   }
 
   /// `x`: `[N, in_channels, H, W]` -> `[N, planes, H / stride, W / stride]`.
   torch::Tensor forward(const torch::Tensor& x) {
     detail::check_block_input(x, options, conv1->weight, "BasicBlock");
-    auto out = bn1->forward(conv1->forward(x)).relu_();
-    out = bn2->forward(conv2.forward(out));
+    auto out = bn1.forward(conv1->forward(x)).relu_();
+    out = bn2.forward(conv2.forward(out));
     out += downsample ? downsample->forward(x) : x;
     return out.relu_();
   }
@@ -220,10 +223,11 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
 
   ResidualBlockOptions options;
   torch::nn::Conv2d conv1{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr};
+  /// Normalisation layers made by `ResidualBlockOptions::norm_layer` (BatchNorm2d by default).
+  torch::nn::AnyModule bn1;
   /// Plain `Conv2d` or GGDC (see `ResidualBlockOptions::ggdc`, `ggdc_factory`).
   torch::nn::AnyModule conv2;
-  torch::nn::BatchNorm2d bn2{nullptr};
+  torch::nn::AnyModule bn2;
   /// Projection of the identity path; empty when shapes match.
   torch::nn::Sequential downsample{nullptr};
 };
@@ -244,40 +248,41 @@ class BottleneckImpl : public torch::nn::Cloneable<BottleneckImpl> {
     const auto in = options.in_channels();
     const auto planes = options.planes();
     conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, planes, 1).bias(false)));
-    bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
+    bn1 = detail::register_norm_layer(*this, "bn1", options.norm_layer(), planes, "Bottleneck");
     conv2 = detail::make_block_conv3x3(*this, "Bottleneck", "conv2", planes, planes, options.stride(),
                                        options.first_dilation(), options.ggdc(), options.ggdc_factory());
-    bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
+    bn2 = detail::register_norm_layer(*this, "bn2", options.norm_layer(), planes, "Bottleneck");
     conv3 = register_module("conv3",
                             torch::nn::Conv2d(torch::nn::Conv2dOptions(planes, planes * kExpansion, 1).bias(false)));
-    bn3 = register_module("bn3", torch::nn::BatchNorm2d(planes * kExpansion));
+    bn3 = detail::register_norm_layer(*this, "bn3", options.norm_layer(), planes * kExpansion, "Bottleneck");
     if (options.stride() != 1 || in != planes * kExpansion) {
-      downsample = register_module("downsample", detail::make_downsample(in, planes * kExpansion, options.stride()));
+      downsample = register_module("downsample", detail::make_downsample(in, planes * kExpansion, options.stride(),
+                                                                         options.norm_layer(), "Bottleneck"));
     } else {
       downsample = nullptr;
     }
     reset_parameters();
   }
 
-  /// torchvision's initialisation: Kaiming-normal (fan_out, ReLU) conv weights, BatchNorm weight 1
-  /// and bias 0. A GGDC conv2 gets the same for its conv weight; its offset head stays as GGDC made
-  /// it (zero, so the block starts as the plain-conv block).
+  /// torchvision's initialisation: Kaiming-normal (fan_out, ReLU) conv weights, normalisation weight
+  /// 1 and bias 0. A GGDC conv2 gets the same for its conv weight; its offset head stays as GGDC
+  /// made it (zero, so the block starts as the plain-conv block).
   void reset_parameters() {
     detail::init_conv_weight(conv1->weight);
     detail::init_conv_weight(detail::block_conv_weight(conv2));
     detail::init_conv_weight(conv3->weight);
-    detail::init_batch_norm(*bn1);
-    detail::init_batch_norm(*bn2);
-    detail::init_batch_norm(*bn3);
+    detail::init_norm_layer(*bn1.ptr());
+    detail::init_norm_layer(*bn2.ptr());
+    detail::init_norm_layer(*bn3.ptr());
     if (downsample) detail::init_downsample(downsample);
   }
 
   /// `x`: `[N, in_channels, H, W]` -> `[N, 4 * planes, H / stride, W / stride]`.
   torch::Tensor forward(const torch::Tensor& x) {
     detail::check_block_input(x, options, conv1->weight, "Bottleneck");
-    auto out = bn1->forward(conv1->forward(x)).relu_();
-    out = bn2->forward(conv2.forward(out)).relu_();
-    out = bn3->forward(conv3->forward(out));
+    auto out = bn1.forward(conv1->forward(x)).relu_();
+    out = bn2.forward(conv2.forward(out)).relu_();
+    out = bn3.forward(conv3->forward(out));
     out += downsample ? downsample->forward(x) : x;
     return out.relu_();
   }
@@ -290,12 +295,13 @@ class BottleneckImpl : public torch::nn::Cloneable<BottleneckImpl> {
 
   ResidualBlockOptions options;
   torch::nn::Conv2d conv1{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr};
+  /// Normalisation layers made by `ResidualBlockOptions::norm_layer` (BatchNorm2d by default).
+  torch::nn::AnyModule bn1;
   /// Plain `Conv2d` or GGDC (see `ResidualBlockOptions::ggdc`, `ggdc_factory`).
   torch::nn::AnyModule conv2;
-  torch::nn::BatchNorm2d bn2{nullptr};
+  torch::nn::AnyModule bn2;
   torch::nn::Conv2d conv3{nullptr};
-  torch::nn::BatchNorm2d bn3{nullptr};
+  torch::nn::AnyModule bn3;
   /// Projection of the identity path; empty when shapes match.
   torch::nn::Sequential downsample{nullptr};
 };

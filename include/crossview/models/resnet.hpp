@@ -66,6 +66,11 @@ struct ResNetOptions {
   TORCH_ARG(GGDCFactory, ggdc_factory) = crossview::ggdc_factory<>();
   /// Channels of the input image.
   TORCH_ARG(int64_t, in_channels) = 3;
+  /// Makes every normalisation layer of the backbone (stem and blocks) from its channel count (see
+  /// NormFactory): default BatchNorm2d; `sync_batch_norm_factory(group)`
+  /// (<crossview/nn/sync_batch_norm.hpp>) for SyncBatchNorm in data-parallel training. Names stay
+  /// BatchNorm's (`bn1.running_var`), so torchvision weights and checkpoints load either way.
+  TORCH_ARG(NormFactory, norm_layer) = batch_norm_factory();
 };
 
 namespace detail {
@@ -137,18 +142,19 @@ class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
       auto conv = [](int64_t in, int64_t out, int64_t stride) {
         return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
       };
+      auto norm = [&](int64_t channels) { return detail::make_norm_layer(options.norm_layer(), channels, "ResNet"); };
       stem = register_module("stem", torch::nn::Sequential(
-                                          conv(options.in_channels(), half, 2), torch::nn::BatchNorm2d(half),
+                                          conv(options.in_channels(), half, 2), norm(half),
                                           torch::nn::ReLU(torch::nn::ReLUOptions(true)), conv(half, half, 1),
-                                          torch::nn::BatchNorm2d(half), torch::nn::ReLU(torch::nn::ReLUOptions(true)),
-                                          conv(half, width, 1), torch::nn::BatchNorm2d(width),
+                                          norm(half), torch::nn::ReLU(torch::nn::ReLUOptions(true)),
+                                          conv(half, width, 1), norm(width),
                                           torch::nn::ReLU(torch::nn::ReLUOptions(true))));
     } else {
       conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels(), width, 7)
                                                              .stride(2)
                                                              .padding(3)
                                                              .bias(false)));
-      bn1 = register_module("bn1", torch::nn::BatchNorm2d(width));
+      bn1 = detail::register_norm_layer(*this, "bn1", options.norm_layer(), width, "ResNet");
     }
     maxpool = register_module("maxpool", torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(3).stride(2).padding(1)));
 
@@ -175,7 +181,8 @@ class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
                                  .first_dilation(b == 0 ? previous_dilation : dilation)
                                  .dilation(dilation)
                                  .ggdc(ggdc)
-                                 .ggdc_factory(options.ggdc_factory());
+                                 .ggdc_factory(options.ggdc_factory())
+                                 .norm_layer(options.norm_layer());
         if (bottleneck) {
           layer->push_back(Bottleneck(block_options));
         } else {
@@ -189,16 +196,18 @@ class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
     reset_parameters();
   }
 
-  /// torchvision's initialisation of the stem (the blocks initialise themselves in their reset()).
+  /// torchvision's initialisation of the stem (the blocks initialise themselves in their reset()):
+  /// Kaiming-normal convs, normalisation layers weight 1 and bias 0.
   void reset_parameters() {
     if (stem) {
-      for (auto& module : *stem) {
-        if (auto* conv = module.ptr()->as<torch::nn::Conv2d>()) detail::init_conv_weight(conv->weight);
-        if (auto* bn = module.ptr()->as<torch::nn::BatchNorm2d>()) detail::init_batch_norm(*bn);
+      // conv, norm, ReLU three times.
+      for (size_t k = 0; k < stem->size(); k += 3) {
+        detail::init_conv_weight(stem[k]->as<torch::nn::Conv2d>()->weight);
+        detail::init_norm_layer(*stem[k + 1]);
       }
     } else {
       detail::init_conv_weight(conv1->weight);
-      detail::init_batch_norm(*bn1);
+      detail::init_norm_layer(*bn1.ptr());
     }
   }
 
@@ -209,7 +218,7 @@ class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
   /// taps, "the outputs of all residual blocks"), computed once.
   ResNetFeatures forward_features(const torch::Tensor& x) {
     check_input(x, "ResNet");
-    auto out = stem ? stem->forward(x) : bn1->forward(conv1->forward(x)).relu_();
+    auto out = stem ? stem->forward(x) : bn1.forward(conv1->forward(x)).relu_();
     out = maxpool->forward(out);
     ResNetFeatures features;
     features.stages.reserve(4);
@@ -260,7 +269,8 @@ class ResNetImpl : public torch::nn::Cloneable<ResNetImpl> {
   torch::nn::Sequential stem{nullptr};
   /// torchvision stem, or empty with a deep stem.
   torch::nn::Conv2d conv1{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr};
+  /// Its normalisation layer (ResNetOptions::norm_layer), or empty with a deep stem.
+  torch::nn::AnyModule bn1;
   torch::nn::MaxPool2d maxpool{nullptr};
   /// `layer1` ... `layer4`: Sequentials of BasicBlock or Bottleneck.
   std::array<torch::nn::Sequential, 4> layers{{torch::nn::Sequential{nullptr}, torch::nn::Sequential{nullptr},

@@ -12,7 +12,10 @@
 ///   dx = weight / sqrt(var + eps) * (g - S_g / n - x^ * S_gx / n),
 /// while dweight = sum g x^ and dbias = sum g stay local (the data-parallel gradient averaging adds
 /// them up). Without a process group, or in eval mode, it is BatchNorm2d. Parameters and buffers
-/// carry BatchNorm2d's names, so state dictionaries load in either.
+/// carry BatchNorm2d's names, so state dictionaries load in either. The models take it through
+/// their `norm_layer` option: `ResNetOptions(50).norm_layer(sync_batch_norm_factory(group))`.
+
+#include "crossview/nn/norm_layer.hpp"
 
 #include <torch/torch.h>
 
@@ -27,6 +30,7 @@
 
 #include <cstdint>
 #include <ostream>
+#include <utility>
 #include <vector>
 
 #if CROSSVIEW_HAS_SYNC_BATCH_NORM
@@ -173,6 +177,8 @@ class SyncBatchNormImpl : public torch::nn::Cloneable<SyncBatchNormImpl> {
 
   /// The group whose processes share the batch statistics (null: none, plain BatchNorm2d).
   void set_process_group(c10::intrusive_ptr<c10d::ProcessGroup> group) { group_ = std::move(group); }
+  /// The group set by `set_process_group` (null when none).
+  const c10::intrusive_ptr<c10d::ProcessGroup>& process_group() const { return group_; }
 
   torch::Tensor forward(const torch::Tensor& input) {
     TORCH_CHECK(input.dim() >= 2 && input.size(1) == options.num_features(), "SyncBatchNorm: input must be [N, ",
@@ -196,6 +202,18 @@ class SyncBatchNormImpl : public torch::nn::Cloneable<SyncBatchNormImpl> {
 };
 
 TORCH_MODULE(SyncBatchNorm);
+
+/// A NormFactory (crossview/nn/norm_layer.hpp) making `SyncBatchNorm(num_features)` layers over
+/// `group` (null: no group, each layer computes what BatchNorm2d computes), for the models'
+/// `norm_layer` options: e.g. `PSPNetOptions(19, ResNetOptions(50).norm_layer(f))`, whose head takes
+/// the backbone's factory.
+inline NormFactory sync_batch_norm_factory(c10::intrusive_ptr<c10d::ProcessGroup> group) {
+  return [group = std::move(group)](int64_t num_features) {
+    SyncBatchNorm layer(num_features);
+    layer->set_process_group(group);
+    return torch::nn::AnyModule(layer);
+  };
+}
 
 }  // namespace crossview
 
