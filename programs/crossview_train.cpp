@@ -15,7 +15,8 @@
 // Several processes (data-parallel on c10d, distributed.hpp):
 //   torchrun --no-python --nnodes 1 --nproc-per-node 2 build/bin/crossview-train ...
 // or any launcher that sets MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK. --batch stays
-// the global batch; rank 0 alone evaluates and writes files.
+// the global batch; every rank evaluates its share of the evaluation pairs (the confusion matrices
+// are summed); rank 0 alone writes files.
 
 #include <crossview_programs/datasets.hpp>
 #include <crossview_programs/distributed.hpp>
@@ -76,8 +77,9 @@ std::string with_peer_hint(const std::string& message) {
          " (another process of the run died, was killed, or did not answer within --dist-timeout; see its log)";
 }
 
-/// The stages run_seed trains (shared warm-up, then every variant), without evaluating or writing
-/// anything: what the ranks other than 0 do while rank 0 runs run_seed.
+/// The stages run_seed trains (shared warm-up, then every variant, each followed by its share of the
+/// sharded evaluation), without writing anything: what the ranks other than 0 do while rank 0 runs
+/// run_seed.
 void train_stages_as_follower(const cp::TrainOptions& o, const cp::Dataset& data, torch::Device device) {
   std::filesystem::path warm_model;
   if (o.warmup > 0) {
@@ -85,7 +87,10 @@ void train_stages_as_follower(const cp::TrainOptions& o, const cp::Dataset& data
     cp::train_stage(o, spec, data, device, spec.name, 0, cp::warmup_iterations(o));
     warm_model = cp::variant_dir(o, spec.name) / "model.pt";  // read by rank 0 only
   }
-  for (const auto& name : o.variants) cp::train_variant(o, cp::variant_spec(name), data, device, name, warm_model);
+  for (const auto& name : o.variants) {
+    auto trained = cp::train_variant(o, cp::variant_spec(name), data, device, name, warm_model);
+    cp::evaluate(trained.network, data, device, size_t(o.figure_samples));  // a collective, as on rank 0
+  }
 }
 
 /// results.json's "config" (every option, in to_json(TrainOptions)'s sections, plus what the run
@@ -271,7 +276,7 @@ int main(int argc, char** argv) {
   double dist_timeout_s = 1800;
   app.add_option("--dist-timeout", dist_timeout_s,
                  "several processes: seconds a rank waits for the others (joining, every collective) before it "
-                 "fails; rank 0 evaluates alone while the others wait")
+                 "fails")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   try {

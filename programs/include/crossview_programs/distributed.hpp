@@ -16,6 +16,8 @@
 /// Without CROSSVIEW_WITH_DISTRIBUTED (libtorch without Gloo, or no Gloo headers), the launch
 /// variables are still read and a world size above 1 is refused with a message saying why.
 
+#include <crossview/nn/norm_layer.hpp>
+#include <crossview/nn/sync_batch_norm.hpp>
 #include <torch/torch.h>
 
 #ifndef CROSSVIEW_WITH_DISTRIBUTED  // set by the CMake target crossview::distributed
@@ -300,5 +302,23 @@ inline void set_current_distributed(std::shared_ptr<Distributed> dist) { current
 
 /// True in a single-process run and on rank 0: the process that reads and writes files.
 inline bool is_main_process() { return current_distributed() == nullptr || current_distributed()->is_main(); }
+
+/// The normalisation layers of the networks this process builds (crossview-train --sync-bn):
+/// without `sync_bn`, BatchNorm2d; with it, crossview::SyncBatchNorm over the run's process group
+/// (`current_distributed()`), whose batch statistics span every rank's share of the global batch.
+/// In a single process (or a libtorch without c10d) SyncBatchNorm has no group and computes what
+/// BatchNorm2d computes. The layers keep BatchNorm's names, so checkpoints load either way.
+inline crossview::NormFactory norm_layer_for_run(bool sync_bn) {
+  if (!sync_bn) return crossview::batch_norm_factory();
+#if CROSSVIEW_HAS_SYNC_BATCH_NORM
+  c10::intrusive_ptr<c10d::ProcessGroup> group;
+#if CROSSVIEW_WITH_DISTRIBUTED
+  if (const auto* dist = current_distributed()) group = dist->group();
+#endif
+  return crossview::sync_batch_norm_factory(group);
+#else
+  return crossview::batch_norm_factory();
+#endif
+}
 
 }  // namespace crossview_programs

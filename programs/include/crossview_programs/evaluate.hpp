@@ -5,8 +5,14 @@
 /// view's prediction against the original view's prediction at corresponding pixels (through the
 /// pair's homography, nearest; pixels without a correspondence left out), as mIoU and pixel
 /// accuracy (crossview::cross_view_consistency).
+///
+/// With several processes (distributed.hpp; `current_distributed()` set) the evaluation is
+/// sharded: every rank evaluates its share of the pairs (`eval_pair_owner`) and the confusion
+/// matrices -- the totals and every scene's -- are summed over the ranks with one c10d allreduce of
+/// int64 counts, so every rank ends with exactly the single-process matrices and metrics.
 
 #include <crossview_programs/data.hpp>
+#include <crossview_programs/distributed.hpp>
 #include <crossview_programs/figures.hpp>
 #include <crossview_programs/model.hpp>
 #include <crossview_programs/report.hpp>
@@ -19,8 +25,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -46,19 +55,83 @@ struct Evaluation {
   std::vector<PairPredictions> kept;
 };
 
+/// The rank that evaluates pair `i` when `world_size` processes share an evaluation that keeps the
+/// predictions of the first `keep` pairs: rank 0 takes those (it draws the figures from them), the
+/// others go round-robin, pair i to rank i mod world_size.
+inline int eval_pair_owner(int64_t i, size_t keep, int world_size) {
+  return (world_size <= 1 || i < int64_t(keep)) ? 0 : int(i % world_size);
+}
+
+namespace detail {
+
+/// Sums over the ranks of `dist`, in place, the counts of `totals` and the scene matrices
+/// `scenes[k][i]` ([K, K] int64; undefined where this rank did not evaluate scene i), in one
+/// allreduce of int64 (exact). Afterwards every rank holds every scene's matrices.
+inline void all_reduce_confusion_(const Distributed& dist, const std::vector<crossview::ConfusionMatrix*>& totals,
+                                  std::vector<std::vector<torch::Tensor>*> scenes, int64_t num_classes) {
+  std::vector<torch::Tensor> parts;
+  for (const auto* m : totals) parts.push_back(m->matrix());
+  const auto zero = torch::zeros({num_classes, num_classes}, torch::kInt64);
+  for (const auto* list : scenes) {
+    for (const auto& matrix : *list) parts.push_back(matrix.defined() ? matrix : zero);
+  }
+  auto packed = torch::stack(parts).contiguous();
+  dist.all_reduce_sum_(packed);
+  int64_t k = 0;
+  // matrix() is the matrix's own counts tensor (a Tensor handle shares its storage): writing into
+  // it sets the counts.
+  for (auto* m : totals) m->matrix().copy_(packed[k++]);
+  for (auto* list : scenes) {
+    for (auto& matrix : *list) matrix = packed[k++].clone();
+  }
+}
+
+/// Rank `root`'s mean |offset| of every GGDC layer (its last forward) on every rank: the value a
+/// single process reports is that of its last forward, on the last pair.
+inline void broadcast_mean_abs_offsets(const Distributed& dist, torch::nn::Module& network, int root,
+                                       std::vector<std::pair<std::string, double>>& offsets) {
+  const auto layers = ggdc_layers(network);
+  if (layers.empty()) return;
+  auto values = torch::full({int64_t(layers.size())}, std::numeric_limits<double>::quiet_NaN(), torch::kFloat64);
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const auto m = layers[k].second->mean_abs_offset();
+    if (m.defined()) values[int64_t(k)] = m.item<double>();
+  }
+  dist.broadcast_({values}, root);
+  offsets.clear();
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const double v = values[int64_t(k)].item<double>();
+    if (!std::isnan(v)) offsets.emplace_back(layers[k].first, v);
+  }
+}
+
+}  // namespace detail
+
 /// Evaluates `network` on every pair of the dataset's evaluation split (eval mode, no gradients):
 /// segmentation of the original and the VVD views and CVC under the paper's protocol (the VVD
 /// view cropped to what the original view sees), the same for the whole rotated view where the
 /// dataset has one, and every scene's confusion matrices (for bootstrapping over scenes).
+///
+/// Several processes (`current_distributed()` set): a collective. Every rank calls it with the same
+/// network weights, data and `keep`; each evaluates the pairs `eval_pair_owner` gives it, and every
+/// rank returns the single-process result (the sums of integer counts are exact). Only rank 0
+/// keeps predictions for the figures.
 inline Evaluation evaluate(Network& network, const Dataset& data, torch::Device device, size_t keep) {
   network->eval();
   const int64_t num_classes = data.num_classes;
+  const Distributed* const dist = current_distributed();
+  const int rank = dist != nullptr ? dist->rank() : 0;
+  const int world = dist != nullptr ? dist->world_size() : 1;
   using crossview::ConfusionMatrix;
   ConfusionMatrix seg_original(num_classes, 255), seg_vvd(num_classes, 255), cvc(num_classes, 255);
   ConfusionMatrix seg_whole(num_classes, 255), cvc_whole(num_classes, 255);
   Evaluation evaluation;
   auto& r = evaluation.result;
+  if (world > 1) {  // filled by this rank's pairs, the rest by the others' (all_reduce_confusion_)
+    for (auto* list : {&r.scene_original, &r.scene_vvd, &r.scene_cvc}) list->resize(size_t(data.eval_size));
+  }
   for (int64_t i = 0; i < data.eval_size; ++i) {
+    if (eval_pair_owner(i, keep, world) != rank) continue;
     const auto pair = data.eval_pair(i);
     const auto pred_original = predict(network, pair.original.image, device);
     const auto pred_vvd = predict(network, pair.vvd.image, device);
@@ -72,9 +145,15 @@ inline Evaluation evaluate(Network& network, const Dataset& data, torch::Device 
     seg_original.merge(scene_original);
     seg_vvd.merge(scene_vvd);
     cvc.merge(scene_cvc);
-    r.scene_original.push_back(scene_original.matrix());
-    r.scene_vvd.push_back(scene_vvd.matrix());
-    r.scene_cvc.push_back(scene_cvc.matrix());
+    if (world > 1) {
+      r.scene_original[size_t(i)] = scene_original.matrix();
+      r.scene_vvd[size_t(i)] = scene_vvd.matrix();
+      r.scene_cvc[size_t(i)] = scene_cvc.matrix();
+    } else {
+      r.scene_original.push_back(scene_original.matrix());
+      r.scene_vvd.push_back(scene_vvd.matrix());
+      r.scene_cvc.push_back(scene_cvc.matrix());
+    }
     if (pair.vvd_whole.image.defined()) {
       const auto pred_whole = predict(network, pair.vvd_whole.image, device);
       seg_whole.update(pred_whole, pair.vvd_whole.label);
@@ -89,6 +168,17 @@ inline Evaluation evaluate(Network& network, const Dataset& data, torch::Device 
       const auto valid = carried != 255;
       evaluation.kept.push_back({pred_vvd, (pred_vvd != carried) & valid, valid});
     }
+  }
+  r.mean_abs_offsets = mean_abs_offsets(*network);
+  if (world > 1) {
+    int64_t mine = 0;
+    for (int64_t i = 0; i < data.eval_size; ++i) mine += eval_pair_owner(i, keep, world) == rank ? 1 : 0;
+    std::fprintf(stderr, "evaluated %lld of %lld evaluation pairs (rank %d of %d)\n", (long long)mine,
+                 (long long)data.eval_size, rank, world);
+    detail::all_reduce_confusion_(*dist, {&seg_original, &seg_vvd, &cvc, &seg_whole, &cvc_whole},
+                                  {&r.scene_original, &r.scene_vvd, &r.scene_cvc}, num_classes);
+    const int last_owner = data.eval_size > 0 ? eval_pair_owner(data.eval_size - 1, keep, world) : 0;
+    detail::broadcast_mean_abs_offsets(*dist, *network, last_owner, r.mean_abs_offsets);
   }
   r.seg_miou_original = 100.0 * seg_original.mean_iou();
   r.seg_miou_vvd = 100.0 * seg_vvd.mean_iou();
@@ -107,7 +197,6 @@ inline Evaluation evaluate(Network& network, const Dataset& data, torch::Device 
   };
   r.iou_original = to_percent(seg_original.iou());
   r.iou_vvd = to_percent(seg_vvd.iou());
-  r.mean_abs_offsets = mean_abs_offsets(*network);
   return evaluation;
 }
 

@@ -4,6 +4,7 @@
 /// residual blocks when the model options ask for it, built from ModelOptions alone (so a
 /// checkpoint's stored options rebuild it).
 
+#include <crossview_programs/distributed.hpp>
 #include <crossview_programs/options.hpp>
 
 #include <crossview/models/pspnet.hpp>
@@ -52,7 +53,8 @@ inline Network make_network(const ModelOptions& m, int64_t num_classes) {
                             .deep_stem(m.deep_stem)
                             .width_multiplier(m.width)
                             .ggdc_placement(placement)
-                            .ggdc_factory(ggdc_factory_for(m));
+                            .ggdc_factory(ggdc_factory_for(m))
+                            .norm_layer(norm_layer_for_run(m.sync_bn));  // the heads take the backbone's
   const auto scaled = [&](int64_t c) { return std::max<int64_t>(8, int64_t(std::lround(double(c) * m.width))); };
   Network net(crossview::PSPNetOptions(num_classes, backbone).channels(scaled(512)).aux_channels(scaled(256)));
   if (!m.pretrained.empty()) {

@@ -65,6 +65,7 @@ struct ModelOptions {
   std::string ggdc_gradient{"sobel"};  ///< GGDC's gradient operator: sobel (the paper) | scharr | central
   int64_t ggdc_head_channels{0};       ///< hidden width of GGDC's offset head (0: one conv, the paper)
   std::string pretrained;        ///< torchvision ResNet weights exported from Python (optional)
+  bool sync_bn{false};           ///< SyncBatchNorm over the run's processes instead of BatchNorm2d (--sync-bn)
 };
 
 /// The options of one crossview-train run.
@@ -187,6 +188,9 @@ inline void add_train_options(CLI::App& app, TrainOptions& o) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--pretrained", o.model.pretrained, "torchvision ResNet weights exported from Python");
+  app.add_flag("--sync-bn", o.model.sync_bn,
+               "several processes: every BatchNorm of the network becomes a SyncBatchNorm whose batch statistics span "
+               "the global batch (mmsegmentation's default); in one process it computes what BatchNorm does");
 
   app.add_option("--iterations", o.iterations, "training iterations (paper 90000; synthetic default 1600)")
       ->check(CLI::PositiveNumber)
@@ -303,6 +307,8 @@ inline void to_json(nlohmann::json& j, const ModelOptions& m) {
        {"ggdc_gradient", m.ggdc_gradient},
        {"ggdc_head_channels", m.ggdc_head_channels},
        {"pretrained", m.pretrained}};
+  // Written only when set, so a configuration from before --sync-bn equals one without it (--resume).
+  if (m.sync_bn) j["sync_bn"] = true;
 }
 
 /// Reads what to_json wrote; keys that are absent keep `m`'s values.
@@ -315,6 +321,7 @@ inline void from_json(const nlohmann::json& j, ModelOptions& m) {
   m.ggdc_gradient = j.value("ggdc_gradient", m.ggdc_gradient);
   m.ggdc_head_channels = j.value("ggdc_head_channels", m.ggdc_head_channels);
   m.pretrained = j.value("pretrained", m.pretrained);
+  m.sync_bn = j.value("sync_bn", m.sync_bn);
 }
 
 /// The options in sections: "data" and "training" (everything that changes the weights a run
