@@ -8,6 +8,7 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
+#include <array>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -94,6 +95,58 @@ TEST_CASE_TEMPLATE("gradient operators: a ramp of slope (a, b) gives (a, b) insi
   }
   CHECK(crossview::Sobel::apply(torch::ones({1, 3, 4, 4}, dtype)).abs().max().template item<double>() == 0.0);
   CHECK_THROWS_WITH(crossview::Sobel::apply(torch::ones({3, 4, 4})), doctest::Contains("Sobel: x must have shape [N, C, H, W], got [3, 4, 4]"));
+}
+
+/// The gradient filter as the padded depthwise convolution it is (independent of both code paths).
+torch::Tensor depthwise_reference(const torch::Tensor& x, double side, double centre, double scale) {
+  const auto k = torch::tensor({-side, 0.0, side, -centre, 0.0, centre, -side, 0.0, side}, x.options()).view({3, 3}) *
+                 scale;
+  const int64_t c = x.size(1);
+  const auto w = torch::stack({k, k.t()}).unsqueeze(1).repeat({c, 1, 1, 1});  // [2C, 1, 3, 3]
+  const auto padded =
+      torch::nn::functional::pad(x, torch::nn::functional::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate));
+  return torch::nn::functional::conv2d(padded, w, torch::nn::functional::Conv2dFuncOptions().groups(c));
+}
+
+TEST_CASE("gradient operators: fused CPU kernels and elementwise path equal a depthwise conv, with gradients") {
+  struct Filter {
+    double side, centre, scale;
+    torch::Tensor (*apply)(const torch::Tensor&);
+  };
+  const Filter filters[] = {{1, 2, 1.0 / 8, &crossview::Sobel::apply},
+                            {3, 10, 1.0 / 32, &crossview::Scharr::apply},
+                            {0, 1, 0.5, &crossview::CentralDifference::apply}};
+  torch::manual_seed(3);
+  // Sizes with and without interior pixels (1 and 2 wide: every pixel is a border pixel).
+  for (const auto& size : std::vector<std::array<int64_t, 4>>{{2, 3, 9, 11}, {1, 2, 1, 5}, {1, 2, 4, 1}, {2, 1, 2, 2},
+                                                              {3, 5, 12, 12}}) {
+    for (const auto& f : filters) {
+      CAPTURE(size[2]);
+      CAPTURE(size[3]);
+      CAPTURE(f.scale);
+      const auto x = torch::randn({size[0], size[1], size[2], size[3]}, torch::kFloat64).requires_grad_(true);
+      const auto grad_out = torch::randn({size[0], 2 * size[1], size[2], size[3]}, torch::kFloat64);
+      const auto expected = depthwise_reference(x, f.side, f.centre, f.scale);
+      const auto expected_grad = torch::autograd::grad({expected}, {x}, {grad_out})[0];
+      for (const bool fused : {true, false}) {
+        CAPTURE(fused);
+        const auto out = fused ? f.apply(x) : crossview::detail::separable_gradient_aten(x, f.side, f.centre, f.scale);
+        CHECK(torch::allclose(out, expected, 1e-12, 1e-12));
+        const auto grad = torch::autograd::grad({out}, {x}, {grad_out}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+        CHECK(torch::allclose(grad, expected_grad, 1e-12, 1e-12));
+        // Second order: the filter is linear, so d/d(grad_out) of <grad, v> is the filter applied to v.
+        const auto v = torch::randn_like(grad);
+        const auto g_out = grad_out.clone().requires_grad_(true);
+        const auto again = fused ? f.apply(x) : crossview::detail::separable_gradient_aten(x, f.side, f.centre, f.scale);
+        const auto gx = torch::autograd::grad({again}, {x}, {g_out}, true, true)[0];
+        const auto second = torch::autograd::grad({gx}, {g_out}, {v})[0];
+        CHECK(torch::allclose(second, depthwise_reference(v, f.side, f.centre, f.scale), 1e-12, 1e-12));
+      }
+      // float takes the fused kernel too
+      const auto xf = x.detach().to(torch::kFloat32);
+      CHECK(torch::allclose(f.apply(xf).to(torch::kFloat64), expected.detach(), 1e-5, 1e-5));
+    }
+  }
 }
 
 TEST_CASE("GGDC: a fresh layer equals its Conv2d (from_conv, all dilations/strides, modulated)") {
