@@ -6,8 +6,10 @@
 //   crossview-eval --checkpoint crossview-out/baseline/model.pt --checkpoint crossview-out/vvd_ggdc_closs/model.pt
 //   crossview-eval --checkpoint model.pt --dataset camvid --root ../shared/data/camvid --focal 700 --out eval-camvid
 //
-// The network is rebuilt from the configuration stored in each checkpoint (variant, ResNet depth,
-// width, GGDC placement, classes).
+// The network is rebuilt from the configuration stored in each checkpoint (model: PSPNet,
+// DeepLabV3 or CCNet; variant, ResNet depth, width, GGDC placement, classes). The table shows the
+// paper's figures of the checkpoints' model (Table 1 / 4 for PSPNet, Table 3 for DeepLabV3 and
+// CCNet), none when the checkpoints hold several models.
 
 #include <crossview_programs/checkpoint.hpp>
 #include <crossview_programs/cli_errors.hpp>
@@ -22,6 +24,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -66,7 +69,7 @@ int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints, 
   const auto data = cp::load_dataset(o, /*with_train=*/false);
   std::vector<cp::VariantResult> results;
   std::vector<cp::Evaluation> evaluations;
-  std::vector<std::string> names;
+  std::vector<std::string> names, models;
   for (const auto& path : checkpoints) {
     auto loaded = cp::load_trained_network(path, device);
     if (loaded.num_classes != data.num_classes) {
@@ -79,20 +82,27 @@ int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints, 
     evaluation.result.iterations = loaded.iterations;
     evaluation.result.train_seconds = loaded.train_seconds;
     const auto& r = evaluation.result;
-    std::fprintf(stderr, "%s (%s): original mIoU %.2f | VVD mIoU %.2f | CVC mIoU %.2f | CVC pixAcc %.2f\n",
-                 loaded.variant.c_str(), path.c_str(), r.seg_miou_original, r.seg_miou_vvd, r.cvc_miou, r.cvc_pixacc);
+    std::fprintf(stderr, "%s %s (%s): original mIoU %.2f | VVD mIoU %.2f | CVC mIoU %.2f | CVC pixAcc %.2f\n",
+                 cp::model_title(loaded.network->model_name()).c_str(), loaded.variant.c_str(), path.c_str(),
+                 r.seg_miou_original, r.seg_miou_vvd, r.cvc_miou, r.cvc_pixacc);
     names.push_back(loaded.variant);
+    models.push_back(loaded.network->model_name());
     results.push_back(r);
     evaluations.push_back(std::move(evaluation));
   }
-  cp::print_table(stdout, data.name, results);
+  // One model: its paper figures beside ours; several: none ("").
+  const bool one_model = std::all_of(models.begin(), models.end(), [&](const auto& m) { return m == models.front(); });
+  cp::print_table(stdout, data.name, results, one_model ? models.front() : std::string());
   cp::write_results_json(std::filesystem::path(o.out) / "eval.json", data.name, results,
-                         {{"checkpoints", checkpoints}, {"class_names", data.class_names}, {"focal", data.focal},
-                          {"eval_pairs", data.eval_size}});
+                         {{"checkpoints", checkpoints}, {"models", models}, {"class_names", data.class_names},
+                          {"focal", data.focal}, {"eval_pairs", data.eval_size}});
   std::string sources;
-  for (const auto& path : checkpoints) sources += (sources.empty() ? "" : ", ") + path;
+  for (size_t i = 0; i < checkpoints.size(); ++i) {
+    sources += (i ? ", " : "") + (one_model ? "" : cp::model_title(models[i]) + " ") + checkpoints[i];
+  }
   cp::write_figures(o.out, data, names, evaluations, size_t(o.figure_samples),
-                    (checkpoints.size() > 1 ? "checkpoints in that order: " : "checkpoint ") + sources);
+                    (one_model ? cp::model_title(models.front()) + " " : std::string()) +
+                        (checkpoints.size() > 1 ? "checkpoints in that order: " : "checkpoint ") + sources);
   std::printf("wrote %s/eval.json, fig4_segmentation.png, fig5_inconsistency.png, fig6_class_iou.png\n",
               o.out.c_str());
   return 0;

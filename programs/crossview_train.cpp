@@ -1,13 +1,15 @@
-// crossview-train: trains PSPNet with the paper's add-on modules and prints its Table 1.
+// crossview-train: trains PSPNet (or DeepLabV3, CCNet: --model) with the paper's add-on modules
+// and prints its Table 1 (Table 3 for DeepLabV3 and CCNet).
 //
 // With no arguments it runs the embedded default: all four variants (baseline, vvd, vvd+closs,
-// vvd+ggdc+closs) on procedural SyntheticStreet data with a small backbone on the CPU. With
-// --dataset camvid|cityscapes --root DIR it trains and evaluates on real data with the paper's
+// vvd+ggdc+closs) of PSPNet on procedural SyntheticStreet data with a small backbone on the CPU.
+// With --dataset camvid|cityscapes --root DIR it trains and evaluates on real data with the paper's
 // recipe (SGD, lr 0.01 poly 0.9, batch 8, crop 776, 90K iterations, consistency loss after 45K).
 //
 //   crossview-train                                   # embedded default, ~15 min on 2 cores
 //   crossview-train --dataset camvid --root ../shared/data/camvid --focal 700 --device cuda
 //   crossview-train --seeds 1-6 --variants baseline,vvd,vvd+ggdc+closs --out study
+//   crossview-train --model deeplabv3 --out deeplabv3-out      # Table 3's networks: deeplabv3, ccnet
 //
 // Output in --out: results.json, <variant>/train_log.csv, <variant>/model.pt (checkpoint.pt while
 // training), fig4_segmentation.png, fig5_inconsistency.png, fig6_class_iou.png.
@@ -94,7 +96,8 @@ void train_stages_as_follower(const cp::TrainOptions& o, const cp::Dataset& data
 }
 
 /// results.json's "config" (every option, in to_json(TrainOptions)'s sections, plus what the run
-/// found: device, focal, split sizes) and "class_names".
+/// found: device, focal, split sizes), "model" (pspnet | deeplabv3 | ccnet, also config.model.name)
+/// and "class_names".
 nlohmann::json run_summary(const cp::TrainOptions& o, const cp::Dataset& data, torch::Device device) {
   nlohmann::json config = o;
   config["data"]["focal_used"] = data.focal;
@@ -104,7 +107,7 @@ nlohmann::json run_summary(const cp::TrainOptions& o, const cp::Dataset& data, t
   const auto* dist = cp::current_distributed();
   config["world_size"] = dist != nullptr ? dist->world_size() : 1;
   config["backend"] = dist != nullptr ? dist->backend() : "none";
-  return {{"config", config}, {"class_names", data.class_names}};
+  return {{"config", config}, {"model", o.model.name}, {"class_names", data.class_names}};
 }
 
 /// The seed-difference figure's panels from the study's JSON.
@@ -171,10 +174,11 @@ int run(const cp::TrainOptions& o, bool force) {
     std::fprintf(stderr, "crossview-train: %s, variants", o.dataset.c_str());
     for (const auto& v : o.variants) std::fprintf(stderr, " %s", v.c_str());
     std::fprintf(stderr,
-                 "; %lld iterations (shared warm-up %.0f %%), batch %lld, crop %lld, ResNet-%d x%.3g, %s, %d threads, "
-                 "%zu seed(s), out %s\n",
-                 (long long)o.iterations, 100.0 * o.warmup, (long long)o.batch, (long long)o.crop, o.model.depth,
-                 o.model.width, device.str().c_str(), o.threads, seeds.size(), o.out.c_str());
+                 "; %lld iterations (shared warm-up %.0f %%), batch %lld, crop %lld, %s on ResNet-%d x%.3g, %s, %d "
+                 "threads, %zu seed(s), out %s\n",
+                 (long long)o.iterations, 100.0 * o.warmup, (long long)o.batch, (long long)o.crop,
+                 cp::model_title(o.model.name).c_str(), o.model.depth, o.model.width, device.str().c_str(), o.threads,
+                 seeds.size(), o.out.c_str());
     if (dist != nullptr) {
       std::fprintf(stderr, "crossview-train: %d processes (%s), global batch %lld = %d x %lld\n", dist->world_size(),
                    dist->backend().c_str(), (long long)o.batch, dist->world_size(),
@@ -191,6 +195,11 @@ int run(const cp::TrainOptions& o, bool force) {
     }
   }
   const auto summary = run_summary(o, data, device);
+  // The figures' titles name the network: "DeepLabV3 (ResNet-18 x0.25)".
+  char width[32];
+  std::snprintf(width, sizeof width, "%.3g", o.model.width);
+  const std::string networks =
+      cp::model_title(o.model.name) + " (ResNet-" + std::to_string(o.model.depth) + " x" + width + ")";
   if (!main) {
     // Train what rank 0 trains, seed by seed; rank 0 says which seeds --resume finds finished.
     for (const auto seed : seeds) {
@@ -204,9 +213,9 @@ int run(const cp::TrainOptions& o, bool force) {
   }
   if (o.seeds.empty()) {
     const auto single = cp::run_seed(o, data, device, summary);
-    cp::print_table(stdout, o.dataset, single.results);
+    cp::print_table(stdout, o.dataset, single.results, o.model.name);
     cp::write_figures(o.out, data, o.variants, single.evaluations, size_t(o.figure_samples),
-                      "trained by crossview-train, seed " + std::to_string(o.seed));
+                      networks + " trained by crossview-train, seed " + std::to_string(o.seed));
     std::printf("wrote %s/results.json, fig4_segmentation.png, fig5_inconsistency.png, fig6_class_iou.png\n",
                 o.out.c_str());
     return 0;
@@ -235,8 +244,8 @@ int run(const cp::TrainOptions& o, bool force) {
     }
     auto run = cp::run_seed(os, data, device, summary_seed, prefix);
     cp::write_figures(os.out, data, o.variants, run.evaluations, size_t(o.figure_samples),
-                      "trained by crossview-train, seed " + std::to_string(os.seed) + " (one of the study's " +
-                          std::to_string(seeds.size()) + " seeds)");
+                      networks + " trained by crossview-train, seed " + std::to_string(os.seed) +
+                          " (one of the study's " + std::to_string(seeds.size()) + " seeds)");
     run.evaluations.clear();
     runs.push_back(std::move(run));
   }
@@ -246,13 +255,14 @@ int run(const cp::TrainOptions& o, bool force) {
   results["seeds"] = seeds;
   results["variants"] = study;
   cp::write_json_atomically(std::filesystem::path(o.out) / "results.json", results);
-  cp::print_study(stdout, o.dataset, study, seeds.size());
+  cp::print_study(stdout, o.dataset, study, seeds.size(), o.model.name);
   cp::write_seed_difference_figure(
       std::filesystem::path(o.out) / "fig_seed_differences.png",
       "Paired differences to the baseline over " + std::to_string(seeds.size()) + " seeds, " +
           cp::dataset_title(data.name) + " (all " + std::to_string(data.eval_size) + " evaluation pairs)\nProtocol: " +
-          cp::kFigureProtocol + ".\nNetworks: every variant trained by crossview-train with seeds " + o.seeds + ", " +
-          std::to_string(o.iterations) + " iterations; each seed's variant minus that seed's baseline, in points.",
+          cp::kFigureProtocol + ".\nNetworks: every variant of " + networks +
+          " trained by crossview-train with seeds " + o.seeds + ", " + std::to_string(o.iterations) +
+          " iterations; each seed's variant minus that seed's baseline, in points.",
       difference_panels(study));
   std::printf("wrote %s/results.json, fig_seed_differences.png and seed_<s>/ for every seed\n", o.out.c_str());
   return 0;
@@ -263,8 +273,9 @@ int run(const cp::TrainOptions& o, bool force) {
 int main(int argc, char** argv) {
   cp::install_stop_signal_handlers();
   CLI::App app{
-      "crossview-train: trains PSPNet with online VVD pairs, GGDC and the consistency loss (IJCAI-21) and prints "
-      "Table 1.\nWith no arguments: all four variants on SyntheticStreet with a small backbone on the CPU."};
+      "crossview-train: trains PSPNet, DeepLabV3 or CCNet with online VVD pairs, GGDC and the consistency loss "
+      "(IJCAI-21) and prints Table 1 (Table 3).\nWith no arguments: all four variants of PSPNet on SyntheticStreet "
+      "with a small backbone on the CPU."};
   cp::TrainOptions options;
   cp::add_data_options(app, options);
   cp::add_train_options(app, options);

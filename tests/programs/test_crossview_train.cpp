@@ -1,7 +1,8 @@
 // End-to-end runs of crossview-train and crossview-eval on tiny SyntheticStreet configurations:
 // the output files and results.json's schema, the resume guarantee (a run stopped abruptly and
-// resumed ends at exactly the weights of an uninterrupted run), and crossview-eval reproducing
-// the training program's evaluation from a checkpoint.
+// resumed ends at exactly the weights of an uninterrupted run), crossview-eval reproducing
+// the training program's evaluation from a checkpoint, and the networks of --model (DeepLabV3 and
+// CCNet beside PSPNet).
 
 #include <crossview_programs/trained_network.hpp>
 
@@ -13,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -83,6 +86,41 @@ std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const fs::
   return out;
 }
 
+/// The losses of every row of a variant's train_log.csv ("loss" is the third column).
+std::vector<double> logged_losses(const fs::path& path) {
+  std::ifstream in(path);
+  std::vector<double> losses;
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) losses.push_back(std::stod(csv_cells(line).at(2)));
+  return losses;
+}
+
+/// Checks a finished --model run: results.json names the model and holds `variants`, each trained
+/// `iterations` with finite metrics and finite logged losses.
+void check_model_run(const fs::path& out, const std::string& model, const std::vector<std::string>& variants,
+                     int64_t iterations) {
+  const auto results = read_json(out / "results.json");
+  CHECK(results.at("model") == model);
+  CHECK(results.at("config").at("model").at("name") == model);
+  REQUIRE(results.at("variants").size() == variants.size());
+  for (size_t i = 0; i < variants.size(); ++i) {
+    const auto& v = results.at("variants")[i];
+    CAPTURE(variants[i]);
+    CHECK(v.at("name") == variants[i]);
+    CHECK(v.at("iterations") == iterations);
+    for (const char* key : {"seg_miou_original", "seg_miou_vvd", "cvc_miou", "cvc_pixacc"}) {
+      const double value = v.at(key).get<double>();
+      CHECK_MESSAGE((std::isfinite(value) && value >= 0.0 && value <= 100.0), key, " = ", value);
+    }
+    std::string slug = variants[i];
+    std::replace(slug.begin(), slug.end(), '+', '_');
+    const auto losses = logged_losses(out / slug / "train_log.csv");
+    CHECK(int64_t(losses.size()) == iterations);
+    for (double loss : losses) CHECK(std::isfinite(loss));
+  }
+}
+
 void require_programs() {
   REQUIRE_MESSAGE(fs::exists(kTrain), kTrain, " is missing: build the crossview-train target first");
   REQUIRE_MESSAGE(fs::exists(kEval), kEval, " is missing: build the crossview-eval target first");
@@ -99,6 +137,14 @@ TEST_CASE("crossview-train --help lists the Table 1 options") {
     CHECK_MESSAGE(r.output.find(flag) != std::string::npos, flag);
   }
   CHECK(r.output.find("--stop-after") == std::string::npos);  // hidden test hook
+  CHECK(r.output.find("--model") != std::string::npos);
+  // An unknown network: one line that names the flag and the value.
+  const auto model = run(kTrain + " --model segformer --out " + (dir / "model").string(), dir / "model.txt");
+  CHECK(model.status != 0);
+  CHECK(model.output.find("crossview-train: error: --model") != std::string::npos);
+  CHECK(model.output.find("segformer") != std::string::npos);
+  CHECK(std::count(model.output.begin(), model.output.end(), '\n') == 1);
+  CHECK_FALSE(fs::exists(dir / "model"));
   const auto bad = run(kTrain + " --variants baseline,nope --out " + (dir / "bad").string(), dir / "bad.txt");
   CHECK(bad.status != 0);
   CHECK(bad.output.find("nope") != std::string::npos);
@@ -336,4 +382,89 @@ TEST_CASE("crossview-train --seeds runs a paired study with intervals and a figu
   const auto reread = read_json(out / "results.json").at("variants");
   CHECK(reread[1].at("difference_to_baseline") == variants[1].at("difference_to_baseline"));
   CHECK(reread[1].at("bootstrap_difference_to_baseline") == variants[1].at("bootstrap_difference_to_baseline"));
+}
+
+TEST_CASE("crossview-train --model deeplabv3 trains all four variants and prints them beside Table 3") {
+  require_programs();
+  const auto dir = fresh_dir("deeplabv3");
+  const auto out = dir / "out";
+  const auto r = run(kTrain + kTiny + " --model deeplabv3 --quiet --out " + out.string(), dir / "log.txt");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("DeepLabV3 on ResNet-18 x0.125") != std::string::npos);
+  CHECK(r.output.find("Table 3 on synthetic, DeepLabV3") != std::string::npos);
+  CHECK(r.output.find("(Table 3: baseline VVD / CVC mIoU 73.61 / 82.89, full method 76.88 / 87.24)") !=
+        std::string::npos);
+  check_model_run(out, "deeplabv3", {"baseline", "vvd", "vvd+closs", "vvd+ggdc+closs"}, 6);
+  // The checkpoint rebuilds a DeepLabV3 (ASPP parameters, no pyramid pooling).
+  const auto tensors = checkpoint_tensors(out / "vvd_ggdc_closs" / "model.pt");
+  const auto has = [&](const std::string& name) {
+    return std::any_of(tensors.begin(), tensors.end(), [&](const auto& t) { return t.first == name; });
+  };
+  CHECK(has("aspp.branches.1.0.weight"));
+  CHECK(std::any_of(tensors.begin(), tensors.end(),
+                    [](const auto& t) { return t.first.rfind("backbone.layer1.0.conv2.offset_head.", 0) == 0; }));
+  CHECK_FALSE(has("ppm.0.1.weight"));
+
+  // crossview-eval rebuilds the network from the checkpoint and reaches the training run's metrics.
+  const auto eval = run(kEval + " --checkpoint " + (out / "vvd_ggdc_closs" / "model.pt").string() +
+                            " --eval-images 2 --eval-height 64 --eval-width 96 --threads 2 --figure-samples 2 --out " +
+                            (dir / "eval").string(),
+                        dir / "e.txt");
+  REQUIRE_MESSAGE(eval.status == 0, eval.output);
+  CHECK(eval.output.find("Table 3 on synthetic, DeepLabV3") != std::string::npos);
+  const auto trained = read_json(out / "results.json").at("variants")[3];
+  const auto evaluated = read_json(dir / "eval" / "eval.json");
+  CHECK(evaluated.at("models") == std::vector<std::string>{"deeplabv3"});
+  CHECK(evaluated.at("variants")[0].at("name") == "vvd+ggdc+closs");
+  for (const char* key : {"seg_miou_original", "seg_miou_vvd", "cvc_miou", "cvc_pixacc"}) {
+    CAPTURE(key);
+    CHECK(trained.at(key).get<double>() ==
+          doctest::Approx(evaluated.at("variants")[0].at(key).get<double>()).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("crossview-train --model ccnet trains; crossview-eval reproduces it; --resume refuses another --model") {
+  require_programs();
+  const auto dir = fresh_dir("ccnet");
+  const auto out = dir / "out";
+  const std::string common = kTrain + kTiny + " --variants baseline,vvd+ggdc+closs --quiet --out " + out.string();
+  const auto r = run(common + " --model ccnet", dir / "log.txt");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("Table 3 on synthetic, CCNet") != std::string::npos);
+  CHECK(r.output.find("73.94 / 81.47") != std::string::npos);
+  check_model_run(out, "ccnet", {"baseline", "vvd+ggdc+closs"}, 6);
+
+  const auto eval = run(kEval + " --checkpoint " + (out / "baseline" / "model.pt").string() + " --checkpoint " +
+                            (out / "vvd_ggdc_closs" / "model.pt").string() +
+                            " --eval-images 2 --eval-height 64 --eval-width 96 --threads 2 --figure-samples 2 --out " +
+                            (dir / "eval").string(),
+                        dir / "e.txt");
+  REQUIRE_MESSAGE(eval.status == 0, eval.output);
+  const auto trained = read_json(out / "results.json").at("variants");
+  const auto evaluated = read_json(dir / "eval" / "eval.json");
+  CHECK(evaluated.at("models") == std::vector<std::string>{"ccnet", "ccnet"});
+  for (size_t i = 0; i < 2; ++i) {
+    CHECK(evaluated.at("variants")[i].at("name") == trained[i].at("name"));
+    for (const char* key : {"seg_miou_original", "seg_miou_vvd", "cvc_miou", "cvc_pixacc"}) {
+      CAPTURE(key);
+      CHECK(trained[i].at(key).get<double>() ==
+            doctest::Approx(evaluated.at("variants")[i].at(key).get<double>()).epsilon(1e-9));
+    }
+  }
+
+  // The finished run's checkpoints are CCNet's: another --model (PSPNet by default) is refused,
+  // naming the key, and nothing in --out changes.
+  const auto before = fs::last_write_time(out / "baseline" / "model.pt");
+  const auto results_before = read_json(out / "results.json");
+  for (const std::string other : {" --model deeplabv3", ""}) {
+    CAPTURE(other);
+    const auto refused = run(common + other + " --resume", dir / "refused.txt");
+    CHECK(refused.status != 0);
+    CHECK(refused.output.find("another configuration (/model/name differ)") != std::string::npos);
+    CHECK(fs::last_write_time(out / "baseline" / "model.pt") == before);
+    CHECK(read_json(out / "results.json") == results_before);
+  }
+  const auto same = run(common + " --model ccnet --resume", dir / "same.txt");
+  CHECK_MESSAGE(same.status == 0, same.output);
+  CHECK(same.output.find("already trained") != std::string::npos);
 }

@@ -1,6 +1,8 @@
 // The training program's parts, through its own include path (<crossview_programs/...>): the
-// options' JSON round trip, the configuration check of --resume, the warm-up hand-over to a GGDC
-// network, the optimiser's parameter groups, the per-scene matrices' JSON, and --seeds parsing.
+// options' JSON round trip, the configuration check of --resume, the three networks of --model (and
+// PSPNet checkpoints written before it), the warm-up hand-over to a GGDC network, the optimiser's
+// parameter groups, the paper's figures in the table, the per-scene matrices' JSON, and --seeds
+// parsing.
 
 #include <crossview_programs/study.hpp>
 #include <crossview_programs/trainer.hpp>
@@ -9,6 +11,12 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,13 +25,35 @@ namespace cp = crossview_programs;
 
 namespace {
 
-cp::ModelOptions tiny_model(bool ggdc) {
+cp::ModelOptions tiny_model(bool ggdc, const std::string& name = "pspnet") {
   cp::ModelOptions m;
+  m.name = name;
   m.depth = 18;
   m.width = 0.125;
   m.deep_stem = false;
   m.ggdc = ggdc;
   return m;
+}
+
+/// What print_table writes for `rows`.
+std::string table_text(const std::string& dataset, const std::string& model,
+                       const std::vector<cp::VariantResult>& rows) {
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f != nullptr);
+  cp::print_table(f, dataset, rows, model);
+  std::rewind(f);
+  std::string text;
+  for (int c = std::fgetc(f); c != EOF; c = std::fgetc(f)) text += char(c);
+  std::fclose(f);
+  return text;
+}
+
+/// Every parameter and buffer of `module`, by name.
+std::vector<std::pair<std::string, torch::Tensor>> named_tensors(torch::nn::Module& module) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : module.named_parameters()) out.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers()) out.emplace_back(b.key(), b.value());
+  return out;
 }
 
 }  // namespace
@@ -34,7 +64,7 @@ TEST_CASE("TrainOptions: to_json and from_json are inverses, every option in its
   o.root = "/data/camvid";
   o.focal = 530;
   o.eval_split = "val";
-  o.model = tiny_model(true);
+  o.model = tiny_model(true, "ccnet");
   o.model.ggdc_gradient = "scharr";
   o.model.ggdc_head_channels = 7;
   o.iterations = 321;
@@ -52,6 +82,7 @@ TEST_CASE("TrainOptions: to_json and from_json are inverses, every option in its
   CHECK(j.at("training").at("closs_alpha") == 2.5);
   CHECK(j.at("training").at("momentum") == 0.8);
   CHECK(j.at("model").at("ggdc_gradient") == "scharr");
+  CHECK(j.at("model").at("name") == "ccnet");
   CHECK(j.at("data").at("eval_split") == "val");
   const auto back = j.get<cp::TrainOptions>();
   CHECK(nlohmann::json(back) == j);
@@ -59,6 +90,8 @@ TEST_CASE("TrainOptions: to_json and from_json are inverses, every option in its
   const auto partial = nlohmann::json{{"training", {{"lr", 0.5}}}}.get<cp::TrainOptions>();
   CHECK(partial.lr == 0.5);
   CHECK(partial.iterations == cp::TrainOptions().iterations);
+  // A model section written before --model existed was PSPNet's.
+  CHECK(nlohmann::json{{"model", {{"depth", 18}}}}.get<cp::TrainOptions>().model.name == "pspnet");
 }
 
 TEST_CASE("check_same_configuration names the options that differ") {
@@ -86,6 +119,164 @@ TEST_CASE("check_same_configuration names the options that differ") {
   elsewhere.out = "/tmp/elsewhere";
   elsewhere.threads = 7;
   CHECK(cp::checkpoint_config(elsewhere, spec, 19, {"a"}, 283.0) == config);
+}
+
+TEST_CASE("check_same_configuration refuses a checkpoint of another --model; one written before --model is PSPNet's") {
+  cp::TrainOptions o;
+  o.model = tiny_model(false, "ccnet");
+  const auto spec = cp::variant_spec("baseline");
+  cp::CheckpointMeta meta;
+  meta.config_json = cp::checkpoint_config(o, spec, 19, {"a"}, 283.0).dump();
+  auto other = o;
+  other.model.name = "deeplabv3";
+  CHECK_THROWS_WITH_AS(cp::check_same_configuration("c.pt", meta, cp::checkpoint_config(other, spec, 19, {"a"}, 283.0)),
+                       doctest::Contains("(/model/name differ)"), std::runtime_error);
+  // A configuration without model.name (written before --model) equals PSPNet's.
+  other.model.name = "pspnet";
+  auto old = cp::checkpoint_config(other, spec, 19, {"a"}, 283.0);
+  old["model"].erase("name");
+  meta.config_json = old.dump();
+  CHECK_NOTHROW(cp::check_same_configuration("c.pt", meta, cp::checkpoint_config(other, spec, 19, {"a"}, 283.0)));
+  CHECK_THROWS_WITH_AS(cp::check_same_configuration("c.pt", meta, cp::checkpoint_config(o, spec, 19, {"a"}, 283.0)),
+                       doctest::Contains("/model/name"), std::runtime_error);
+}
+
+TEST_CASE("make_network builds the --model network behind one Network type") {
+  const auto x = torch::randn({2, 3, 48, 64});
+  const auto target = torch::randint(0, 5, {2, 48, 64}, torch::kInt64);
+  for (const std::string name : {"pspnet", "deeplabv3", "ccnet"}) {
+    CAPTURE(name);
+    torch::manual_seed(3);
+    auto net = cp::make_network(tiny_model(true, name), 5);
+    CHECK(net->model_name() == name);
+    CHECK(cp::ggdc_layers(*net).size() == 8);  // GGDC placement is the backbone's, whatever the head
+    CHECK(cp::ggdc_layers(*net).front().first == "backbone.layer1.0.conv2");
+    REQUIRE_FALSE(net->backbone.is_empty());
+    net->train();
+    const auto out = net->forward(x);
+    CHECK(out.logits.sizes().vec() == std::vector<int64_t>{2, 5, 48, 64});
+    CHECK(out.aux_logits.defined());
+    CHECK(out.features.size() == 4);
+    CHECK(out.block_features.size() == 8);
+    const auto loss = net->loss(out, target);
+    CHECK(std::isfinite(loss.item<double>()));
+    loss.backward();
+    // eval() reaches the model itself (not a child of Network): no auxiliary logits.
+    net->eval();
+    CHECK_FALSE(net->forward(x).aux_logits.defined());
+    // Head widths scale with the backbone (512 * 0.125).
+    if (name == "deeplabv3") CHECK(net->model<crossview::DeepLabV3Impl>()->options.channels() == 64);
+    if (name == "ccnet") CHECK(net->model<crossview::CCNetImpl>()->options.channels() == 64);
+    if (name == "pspnet") CHECK(net->model<crossview::PSPNetImpl>()->options.aux_channels() == 32);
+    CHECK((name == "pspnet") == (net->model<crossview::PSPNetImpl>() != nullptr));
+  }
+  auto bad = tiny_model(false, "segformer");
+  CHECK_THROWS_WITH_AS(cp::make_network(bad, 5),
+                       "make_network: the model must be pspnet, deeplabv3 or ccnet, got 'segformer'",
+                       std::invalid_argument);
+}
+
+TEST_CASE("Network keeps the plain model's parameter names: a PSPNet checkpoint written before --model loads") {
+  // What make_network built when Network was crossview::PSPNet itself.
+  const auto m = tiny_model(false);
+  const auto backbone = crossview::ResNetOptions(m.depth)
+                            .deep_stem(m.deep_stem)
+                            .width_multiplier(m.width)
+                            .ggdc_placement(crossview::GGDCPlacement::kNone);
+  torch::manual_seed(5);
+  crossview::PSPNet plain(crossview::PSPNetOptions(5, backbone).channels(64).aux_channels(32));
+  plain->train();
+  plain->forward(torch::randn({2, 3, 48, 64}));  // BatchNorm statistics away from 0 / 1
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : plain->parameters()) p.add_(0.01 * torch::randn_like(p));
+  }
+  torch::manual_seed(5);
+  auto network = cp::make_network(m, 5);
+  std::vector<std::string> plain_names, network_names;
+  for (const auto& [name, tensor] : named_tensors(*plain)) plain_names.push_back(name);
+  for (const auto& [name, tensor] : named_tensors(*network)) network_names.push_back(name);
+  CHECK(network_names == plain_names);
+  CHECK(std::find(network_names.begin(), network_names.end(), "ppm.0.1.weight") != network_names.end());
+
+  // The configuration of that time: no model.name.
+  cp::TrainOptions o;
+  o.model = m;
+  auto config = cp::checkpoint_config(o, cp::variant_spec("baseline"), 5, {"a", "b", "c", "d", "e"}, 283.0);
+  config["model"].erase("name");
+  const auto dir = std::filesystem::temp_directory_path() / ("crossview_parts_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto path = dir / "old_pspnet.pt";
+  cp::save_checkpoint(path, *plain, nullptr, {7, 1.5, config.dump()});
+  auto loaded = cp::load_trained_network(path);
+  CHECK(loaded.network->model_name() == "pspnet");
+  CHECK(loaded.config.at("model").at("name") == "pspnet");
+  CHECK(loaded.iterations == 7);
+  const auto a = named_tensors(*plain);
+  const auto b = named_tensors(*loaded.network);
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(a[i].first);
+    REQUIRE(a[i].first == b[i].first);
+    CHECK(torch::equal(a[i].second, b[i].second));
+  }
+  plain->eval();
+  loaded.network->eval();
+  const auto x = torch::randn({1, 3, 48, 64});
+  CHECK(torch::equal(plain->forward(x).logits, loaded.network->forward(x).logits));
+
+  // And the other way: a Network's checkpoint is a plain model's archive.
+  const auto path2 = dir / "network.pt";
+  cp::save_checkpoint(path2, *loaded.network, nullptr, {7, 1.5, config.dump()});
+  torch::manual_seed(9);
+  crossview::PSPNet again(crossview::PSPNetOptions(5, backbone).channels(64).aux_channels(32));
+  cp::load_checkpoint(path2, *again, nullptr);
+  again->eval();
+  CHECK(torch::equal(again->forward(x).logits, plain->forward(x).logits));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("print_table shows the model's figures: Table 1 / 4 for PSPNet, Table 3 for DeepLabV3 and CCNet") {
+  cp::VariantResult base, full;
+  base.name = "baseline";
+  full.name = "vvd+ggdc+closs";
+  base.seg_miou_vvd = 50, full.seg_miou_vvd = 55;
+  const std::vector<cp::VariantResult> rows{base, full};
+
+  const auto deeplab = table_text("cityscapes", "deeplabv3", rows);
+  CHECK(deeplab.find("Table 3 on cityscapes, DeepLabV3 (in brackets: the paper's Table 3, Cityscapes / DeepLabV3") !=
+        std::string::npos);
+  for (const char* figure : {"( 73.61)", "( 82.89)", "( 77.13)", "( 76.88)", "( 87.24)", "( 77.58)"}) {
+    CAPTURE(figure);
+    CHECK(deeplab.find(figure) != std::string::npos);
+  }
+  CHECK(deeplab.find("(   -  )") != std::string::npos);  // Table 3 gives no pixel accuracy
+  const auto ccnet = table_text("cityscapes", "ccnet", rows);
+  for (const char* figure : {"Table 3 on cityscapes, CCNet", "( 73.94)", "( 81.47)", "( 77.62)", "( 76.95)", "( 86.82)",
+                             "( 77.80)"}) {
+    CAPTURE(figure);
+    CHECK(ccnet.find(figure) != std::string::npos);
+  }
+  const auto psp = table_text("cityscapes", "pspnet", rows);
+  CHECK(psp.find("Table 1 on cityscapes, PSPNet") != std::string::npos);
+  CHECK(psp.find("( 72.79)") != std::string::npos);
+  CHECK(table_text("camvid", "pspnet", rows).find("( 74.08)") != std::string::npos);  // Table 4
+
+  // Synthetic data: no brackets; the model's Cityscapes figures named below.
+  const auto synthetic = table_text("synthetic", "ccnet", rows);
+  CHECK(synthetic.find("Table 3 on synthetic, CCNet") != std::string::npos);
+  CHECK(synthetic.find("( 73.94)") == std::string::npos);
+  CHECK(synthetic.find("not comparable with synthetic data (Table 3: baseline VVD / CVC mIoU 73.94 / 81.47, full "
+                       "method 76.95 / 86.82)") != std::string::npos);
+  // CamVid with DeepLabV3: the paper ran none.
+  const auto camvid = table_text("camvid", "deeplabv3", rows);
+  CHECK(camvid.find("( 7") == std::string::npos);
+  CHECK(camvid.find("the paper gives none on camvid (Table 3: baseline VVD / CVC mIoU 73.61 / 82.89") !=
+        std::string::npos);
+  // Checkpoints of several models (crossview-eval): no paper figures at all.
+  const auto mixed = table_text("cityscapes", "", rows);
+  CHECK(mixed.find("( 7") == std::string::npos);
+  CHECK(mixed.find("The paper's figures") == std::string::npos);
 }
 
 TEST_CASE("copy_shared_state hands a plain network's weights to a GGDC network, which then computes the same") {

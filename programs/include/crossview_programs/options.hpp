@@ -49,6 +49,22 @@ inline VariantSpec variant_spec(const std::string& name) {
                               name + "'");
 }
 
+/// The segmentation networks crossview-train builds (--model), in the paper's order: PSPNet (Table 1,
+/// 4), DeepLabV3 and CCNet (Table 3). All three sit on the same dilated ResNet with the same GGDC
+/// placement and consistency-loss taps.
+inline const std::vector<std::string>& all_models() {
+  static const std::vector<std::string> kModels = {"pspnet", "deeplabv3", "ccnet"};
+  return kModels;
+}
+
+/// A model's name in titles: "PSPNet", "DeepLabV3", "CCNet"; others as given.
+inline std::string model_title(const std::string& name) {
+  if (name == "pspnet") return "PSPNet";
+  if (name == "deeplabv3") return "DeepLabV3";
+  if (name == "ccnet") return "CCNet";
+  return name;
+}
+
 /// A file-system friendly name: "vvd+ggdc+closs" -> "vvd_ggdc_closs".
 inline std::string variant_slug(std::string name) {
   std::replace(name.begin(), name.end(), '+', '_');
@@ -57,8 +73,9 @@ inline std::string variant_slug(std::string name) {
 
 /// Everything that shapes a model (stored in checkpoints so crossview-eval can rebuild it).
 struct ModelOptions {
+  std::string name{"pspnet"};    ///< the network: pspnet | deeplabv3 | ccnet (all_models)
   int depth{50};                 ///< ResNet depth: 18, 34, 50, 101
-  double width{1.0};             ///< width multiplier of the backbone (and the PSP head)
+  double width{1.0};             ///< width multiplier of the backbone (and the head)
   bool deep_stem{true};          ///< three 3x3 convs instead of the 7x7 stem (ResNetV1c)
   bool ggdc{false};              ///< GGDC in the residual blocks (set per variant, see model_options)
   std::string ggdc_blocks{"every"};    ///< where GGDC goes: every | last (block of each stage)
@@ -166,6 +183,11 @@ inline void add_data_options(CLI::App& app, TrainOptions& o) {
 
 /// Registers the model and training flags, bound to `o`.
 inline void add_train_options(CLI::App& app, TrainOptions& o) {
+  app.add_option("--model", o.model.name,
+                 "segmentation network: pspnet (the paper's Table 1) | deeplabv3 | ccnet (Table 3), all on the "
+                 "dilated ResNet")
+      ->check(CLI::IsMember(all_models()))
+      ->capture_default_str();
   app.add_option("--depth", o.model.depth, "ResNet depth (paper 50; synthetic default 18)")
       ->check(CLI::IsMember({18, 34, 50, 101}))
       ->capture_default_str();
@@ -299,7 +321,8 @@ inline ModelOptions model_options(const TrainOptions& o, const VariantSpec& spec
 // ---- JSON: one (de)serialisation of the options, used by checkpoints, results.json and eval ------
 
 inline void to_json(nlohmann::json& j, const ModelOptions& m) {
-  j = {{"depth", m.depth},
+  j = {{"name", m.name},
+       {"depth", m.depth},
        {"width", m.width},
        {"deep_stem", m.deep_stem},
        {"ggdc", m.ggdc},
@@ -311,8 +334,10 @@ inline void to_json(nlohmann::json& j, const ModelOptions& m) {
   if (m.sync_bn) j["sync_bn"] = true;
 }
 
-/// Reads what to_json wrote; keys that are absent keep `m`'s values.
+/// Reads what to_json wrote; keys that are absent keep `m`'s values (a configuration written before
+/// --model existed has no "name": it was PSPNet, ModelOptions' default).
 inline void from_json(const nlohmann::json& j, ModelOptions& m) {
+  m.name = j.value("name", m.name);
   m.depth = j.value("depth", m.depth);
   m.width = j.value("width", m.width);
   m.deep_stem = j.value("deep_stem", m.deep_stem);

@@ -1,7 +1,9 @@
 #pragma once
 /// \file
-/// Table 1 in the paper's layout (with the paper's Cityscapes / PSPNet50 figures beside ours) and
-/// results.json (schema in DESIGN.md; percentages 0-100).
+/// Table 1 in the paper's layout, with the paper's figures beside ours (Table 1 / 4 for PSPNet50,
+/// Table 3 for DeepLabV3 and CCNet), and results.json (schema in DESIGN.md; percentages 0-100).
+
+#include <crossview_programs/options.hpp>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -46,37 +48,63 @@ struct PaperRow {
   double vvd_miou, cvc_miou, cvc_pixacc, seg_miou_original;
 };
 
-/// The paper's table for `dataset` (Table 1, Cityscapes / PSPNet50; Table 4, CamVid / PSPNet50
-/// pretrained on Cityscapes, which gives no pixel accuracy) and its caption; the paper quotes the
-/// baseline and the full method only. None for SyntheticStreet: its figures are not comparable.
+/// The paper's table for `dataset` and `model` and its caption; the paper quotes the baseline and
+/// the full method only. Table 1: Cityscapes / PSPNet50; Table 4: CamVid / PSPNet50 pretrained on
+/// Cityscapes, without pixel accuracy; Table 3: Cityscapes / DeepLabV3 and CCNet (ResNet-50),
+/// without pixel accuracy. None for SyntheticStreet (its figures are not comparable) and for a
+/// pair the paper did not run (DeepLabV3 or CCNet on CamVid).
 struct PaperTable {
-  std::string number;  ///< "Table 1", "Table 4"
+  std::string number;  ///< "Table 1", "Table 3", "Table 4"
   std::string caption;
   std::optional<PaperRow> baseline, full;
 };
-inline std::optional<PaperTable> paper_table(const std::string& dataset) {
+
+/// The paper's figures for `model` on Cityscapes: Table 1 (pspnet) or Table 3 (deeplabv3, ccnet);
+/// none for another model.
+inline std::optional<PaperTable> paper_cityscapes_table(const std::string& model) {
   constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
-  if (dataset == "cityscapes") {
+  if (model == "pspnet") {
     return PaperTable{"Table 1", "the paper's Table 1, Cityscapes / PSPNet50", PaperRow{72.79, 82.75, 97.32, 76.57},
                       PaperRow{77.32, 87.62, 97.94, 77.50}};
   }
-  if (dataset == "camvid") {
+  if (model == "deeplabv3") {
+    return PaperTable{"Table 3", "the paper's Table 3, Cityscapes / DeepLabV3 (ResNet-50)",
+                      PaperRow{73.61, 82.89, kNone, 77.13}, PaperRow{76.88, 87.24, kNone, 77.58}};
+  }
+  if (model == "ccnet") {
+    return PaperTable{"Table 3", "the paper's Table 3, Cityscapes / CCNet (ResNet-50)",
+                      PaperRow{73.94, 81.47, kNone, 77.62}, PaperRow{76.95, 86.82, kNone, 77.80}};
+  }
+  return std::nullopt;
+}
+
+/// The paper's table for `dataset` and `model` (pspnet | deeplabv3 | ccnet), or none.
+inline std::optional<PaperTable> paper_table(const std::string& dataset, const std::string& model = "pspnet") {
+  constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+  if (dataset == "cityscapes") return paper_cityscapes_table(model);
+  if (dataset == "camvid" && model == "pspnet") {
     return PaperTable{"Table 4", "the paper's Table 4, CamVid / PSPNet50 from Cityscapes", PaperRow{74.08, 83.89, kNone, 77.32},
                       PaperRow{76.33, 86.88, kNone, 77.39}};
   }
   return std::nullopt;
 }
 
-/// Prints the paper's table for the dataset (Table 1; Table 4 for CamVid): one row per variant, ours
-/// and (in brackets) the paper's for the same dataset,
-/// then the gains of the full method over the baseline when both were trained. On synthetic data
-/// the paper's Cityscapes figures are named below the table, not inside it. Datasets with a whole
-/// rotated view get two more columns: VVD and CVC mIoU on the whole view (a second protocol).
-inline void print_table(std::FILE* out, const std::string& dataset, const std::vector<VariantResult>& rows) {
-  const auto paper = paper_table(dataset);
+/// Prints the paper's table for the dataset and model (Table 1; Table 4 for CamVid; Table 3 for
+/// DeepLabV3 and CCNet): one row per variant, ours and (in brackets) the paper's for the same
+/// dataset and model, then the gains of the full method over the baseline when both were trained.
+/// On synthetic data (and for a model the paper did not run on the dataset) the paper's Cityscapes
+/// figures of the model are named below the table, not inside it. Datasets with a whole rotated
+/// view get two more columns: VVD and CVC mIoU on the whole view (a second protocol). `model`:
+/// pspnet | deeplabv3 | ccnet, or "" for checkpoints of several models (no paper figures).
+inline void print_table(std::FILE* out, const std::string& dataset, const std::vector<VariantResult>& rows,
+                        const std::string& model = "pspnet") {
+  const auto paper = paper_table(dataset, model);
+  const auto cityscapes = paper_cityscapes_table(model);  // the model's figures, named below on other data
+  const std::string number = paper ? paper->number : cityscapes ? cityscapes->number : "Table 1";
+  const std::string heading = model.empty() ? "" : ", " + model_title(model);
   bool whole = false;
   for (const auto& r : rows) whole = whole || r.seg_miou_vvd_whole == r.seg_miou_vvd_whole;
-  std::fprintf(out, "\n%s on %s%s%s%s\n", paper ? paper->number.c_str() : "Table 1", dataset.c_str(),
+  std::fprintf(out, "\n%s on %s%s%s%s%s\n", number.c_str(), dataset.c_str(), heading.c_str(),
                paper ? " (in brackets: " : " (VVD views cropped to what the original view sees, Sec. 4.2)",
                paper ? paper->caption.c_str() : "", paper ? ")" : "");
   const int width = paper ? 17 : 8;
@@ -119,11 +147,15 @@ inline void print_table(std::FILE* out, const std::string& dataset, const std::v
                  full->seg_miou_vvd - base->seg_miou_vvd, full->cvc_miou - base->cvc_miou,
                  full->cvc_pixacc - base->cvc_pixacc, full->seg_miou_original - base->seg_miou_original);
   }
-  if (!paper) {
+  if (!paper && cityscapes) {
+    const std::string why = dataset == "synthetic" ? " and not comparable with synthetic data"
+                                                   : "; the paper gives none on " + dataset;
     std::fprintf(out,
-                 "The paper's figures are for Cityscapes and PSPNet50 and not comparable with synthetic data (Table 1: "
-                 "baseline VVD / CVC mIoU 72.79 / 82.75, full method 77.32 / 87.62).\n");
-  } else if (base != nullptr && full != nullptr && paper->baseline && paper->full) {
+                 "The paper's figures are for Cityscapes and %s (ResNet-50)%s (%s: baseline VVD / CVC mIoU "
+                 "%.2f / %.2f, full method %.2f / %.2f).\n",
+                 model_title(model).c_str(), why.c_str(), cityscapes->number.c_str(), cityscapes->baseline->vvd_miou,
+                 cityscapes->baseline->cvc_miou, cityscapes->full->vvd_miou, cityscapes->full->cvc_miou);
+  } else if (paper && base != nullptr && full != nullptr && paper->baseline && paper->full) {
     std::fprintf(out, "the paper's full method - baseline: VVD mIoU %+.2f, CVC mIoU %+.2f, original mIoU %+.2f\n",
                  paper->full->vvd_miou - paper->baseline->vvd_miou, paper->full->cvc_miou - paper->baseline->cvc_miou,
                  paper->full->seg_miou_original - paper->baseline->seg_miou_original);

@@ -111,8 +111,9 @@ inline std::optional<SeedRun> finished_seed(const TrainOptions& o, const nlohman
   try {
     std::ifstream in(path);
     const auto j = nlohmann::json::parse(in);
+    const auto config = with_model_name(j.at("config"));  // written before --model: PSPNet
     for (const char* section : {"data", "model", "training", "evaluation"}) {
-      if (j.at("config").at(section) != summary.at("config").at(section)) return std::nullopt;
+      if (config.at(section) != summary.at("config").at(section)) return std::nullopt;
     }
     SeedRun run;
     run.seed = o.seed;
@@ -219,11 +220,14 @@ inline nlohmann::json study_json(const std::vector<SeedRun>& runs, const std::ve
 }
 
 /// Prints the study: per variant and metric, the mean over seeds +- se, and the paired difference
-/// to the baseline with its 95 % t-interval (and the bootstrap interval over scenes).
-inline void print_study(std::FILE* out, const std::string& dataset, const nlohmann::json& variants, size_t seeds) {
-  std::fprintf(out, "\nTable 1 on %s, %zu seeds: mean +- standard error; difference to the baseline [95 %% t-interval] "
-                    "{95 %% bootstrap over scenes}\n",
-               dataset.c_str(), seeds);
+/// to the baseline with its 95 % t-interval (and the bootstrap interval over scenes). `model` names
+/// the network in the heading (Table 1 for PSPNet, Table 3 for DeepLabV3 and CCNet).
+inline void print_study(std::FILE* out, const std::string& dataset, const nlohmann::json& variants, size_t seeds,
+                        const std::string& model = "pspnet") {
+  std::fprintf(out,
+               "\n%s on %s, %s, %zu seeds: mean +- standard error; difference to the baseline [95 %% t-interval] "
+               "{95 %% bootstrap over scenes}\n",
+               model == "pspnet" ? "Table 1" : "Table 3", dataset.c_str(), model_title(model).c_str(), seeds);
   for (const auto& v : variants) {
     std::fprintf(out, "%-16s", v.at("name").get<std::string>().c_str());
     for (const auto& [key, member] : table_metrics()) {
