@@ -1,4 +1,6 @@
-# Multi-process training on PyTorch's c10d: ProcessGroupGloo (CPU tensors, and CUDA tensors through host copies).
+# Multi-process training on PyTorch's c10d: ProcessGroupGloo for CPU tensors, ProcessGroupNCCL for
+# CUDA tensors (when libtorch was built with NCCL and nccl.h is found; otherwise Gloo reduces CUDA
+# tensors through host copies).
 #
 # The PyPI wheel compiles c10d's headers with USE_DISTRIBUTED, USE_C10D_GLOO (torch_cpu's usage
 # requirements) and USE_C10D_NCCL (torch_cuda's), and ships Gloo's code inside libtorch_cpu.so,
@@ -40,4 +42,21 @@ if(CROSSVIEW_WITH_DISTRIBUTED AND NOT TARGET crossview_distributed)
   target_compile_definitions(crossview_distributed INTERFACE CROSSVIEW_WITH_DISTRIBUTED=1)
   target_link_libraries(crossview_distributed INTERFACE crossview::crossview)
   message(STATUS "crossview: multi-process training on c10d (Gloo headers from ${CROSSVIEW_GLOO_INCLUDE_DIR})")
+  # NCCL: torch_cuda's usage requirements define USE_C10D_NCCL; ProcessGroupNCCL.hpp includes
+  # nccl.h, which the wheel ships in nvidia/nccl/include (a CUDA toolkit need not have one, and its
+  # ncclConfig_t may differ from libtorch's: distributed.hpp checks the version at run time).
+  if(TARGET torch_cuda)
+    get_target_property(_cv_torch_cuda_defs torch_cuda INTERFACE_COMPILE_DEFINITIONS)
+    if(_cv_torch_cuda_defs MATCHES "USE_C10D_NCCL")
+      get_filename_component(_cv_site "${Torch_DIR}/../../../.." ABSOLUTE)
+      find_path(CROSSVIEW_NCCL_INCLUDE_DIR nccl.h HINTS "${_cv_site}/nvidia/nccl/include"
+                DOC "nccl.h of the NCCL libtorch uses (the wheel's nvidia/nccl/include)")
+      if(CROSSVIEW_NCCL_INCLUDE_DIR)
+        target_include_directories(crossview_distributed SYSTEM INTERFACE "${CROSSVIEW_NCCL_INCLUDE_DIR}")
+        message(STATUS "crossview: CUDA tensors through ProcessGroupNCCL (nccl.h from ${CROSSVIEW_NCCL_INCLUDE_DIR})")
+      else()
+        message(STATUS "crossview: no nccl.h found; CUDA tensors of multi-process runs go through Gloo")
+      endif()
+    endif()
+  endif()
 endif()

@@ -47,16 +47,13 @@ namespace cp = crossview_programs;
 
 namespace {
 
-/// The device of this process: with several processes on a machine, cuda means cuda:LOCAL_RANK.
-torch::Device pick_device(const std::string& name, int local_rank) {
+/// The device of this process: the group's (cuda:LOCAL_RANK, chosen by cp::Distributed) in a run of
+/// several processes, otherwise the CPU or the first CUDA device.
+torch::Device pick_device(const std::string& name, const cp::Distributed* dist) {
+  if (dist != nullptr) return dist->device();
   if (name == "cuda") {
     if (!torch::cuda::is_available()) throw std::runtime_error("--device cuda: no CUDA device is available");
-    const int count = int(torch::cuda::device_count());
-    if (local_rank >= count) {
-      throw std::runtime_error("--device cuda: LOCAL_RANK=" + std::to_string(local_rank) + " but this machine has " +
-                               std::to_string(count) + " CUDA device(s); start at most that many processes per node");
-    }
-    return torch::Device(torch::kCUDA, c10::DeviceIndex(local_rank));
+    return torch::Device(torch::kCUDA, 0);
   }
   return torch::Device(torch::kCPU);
 }
@@ -162,7 +159,7 @@ int run(const cp::TrainOptions& o, bool force) {
   cp::set_cpu_threads(o.threads);
   const auto* dist = cp::current_distributed();
   const bool main = cp::is_main_process();
-  const auto device = pick_device(o.device, dist != nullptr ? dist->local_rank() : 0);
+  const auto device = pick_device(o.device, dist);
   const auto seeds = o.seeds.empty() ? std::vector<uint64_t>{o.seed} : cp::parse_seeds(o.seeds);
   if (main) {
     std::error_code ec;
@@ -306,7 +303,7 @@ int main(int argc, char** argv) {
         options.threads = std::max(1, int(std::max(1u, std::thread::hardware_concurrency())) / per_node);
       }
       cp::set_current_distributed(std::make_shared<cp::Distributed>(
-          *launch, std::chrono::milliseconds(int64_t(dist_timeout_s * 1000.0))));
+          *launch, std::chrono::milliseconds(int64_t(dist_timeout_s * 1000.0)), options.device));
     }
     return run(options, force);
   } catch (const cp::TrainingStopped& e) {

@@ -1,7 +1,9 @@
 // c10d through the vendored Gloo headers (third_party/gloo) against the Gloo inside libtorch_cpu:
 // two processes on loopback run the store, broadcast, allreduce, allgather and c10d's Reducer
 // (gradient averaging), and a rank that dies makes its peer fail within the timeout instead of
-// hanging. The expected values are computed here from the ranks' inputs, not taken from c10d.
+// hanging. With CUDA devices, the same collectives on cuda:LOCAL_RANK through ProcessGroupNCCL
+// (skipped without a GPU); without enough of them, one line naming LOCAL_RANK. The expected
+// values are computed here from the ranks' inputs, not taken from c10d.
 //
 // The launcher test cases re-run this binary as the ranks (--test-case=<worker>); a worker test
 // case does nothing unless CROSSVIEW_TEST_ROLE names it, so a plain run skips them.
@@ -13,6 +15,7 @@
 #include <doctest/doctest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -55,6 +58,8 @@ TEST_CASE("worker collectives") {
   const int rank = dist.rank();
   const int world = dist.world_size();
   REQUIRE(world == 2);
+  CHECK(dist.backend() == "gloo");
+  CHECK(dist.device() == torch::Device(torch::kCPU));
 
   // Store: each rank sets its key; both read the other's (wait blocks until it exists).
   auto& store = dist.store();
@@ -139,6 +144,82 @@ TEST_CASE("worker peer_dies") {
   std::printf("worker peer_dies: rank 0 saw the error\n");
 }
 
+TEST_CASE("worker nccl") {
+  if (!role_is("nccl")) return;
+  at::set_num_threads(1);
+  const auto env = cp::launch_environment();
+  REQUIRE(env.has_value());
+  const cp::Distributed dist(*env, std::chrono::seconds(60), "cuda");
+  const int rank = dist.rank();
+  const int world = dist.world_size();
+  const auto device = dist.device();
+  CHECK(device == torch::Device(torch::kCUDA, c10::DeviceIndex(env->local_rank)));
+  CHECK(dist.backend() == (cp::kNcclAvailable ? "nccl" : "gloo"));
+  const auto on_gpu = torch::TensorOptions().device(device);
+
+  // CUDA tensors (NCCL): broadcast from rank 0, allreduce sum, allgather.
+  auto f = rank == 0 ? torch::arange(7, on_gpu.dtype(torch::kFloat32)) * 3.5f : torch::zeros({7}, on_gpu);
+  dist.broadcast_({f});
+  CHECK(torch::equal(f.cpu(), torch::arange(7, torch::kFloat32) * 3.5f));
+  auto s = torch::full({3}, double(rank + 1), on_gpu.dtype(torch::kFloat64));
+  dist.all_reduce_sum_(s);
+  CHECK(s.cpu()[2].item<double>() == doctest::Approx(world * (world + 1) / 2.0));
+  const auto parts = dist.all_gather(torch::arange(4, on_gpu.dtype(torch::kInt32)) + 10 * rank);
+  REQUIRE(parts.size() == size_t(world));
+  for (int r = 0; r < world; ++r) CHECK(parts[size_t(r)].cpu()[3].item<int>() == 10 * r + 3);
+
+  // CPU tensors of the same group (Gloo): the evaluation's int64 confusion matrices, flags.
+  auto m = torch::full({2, 2}, (int64_t(1) << 40) + rank, torch::kInt64);
+  dist.all_reduce_sum_(m);
+  CHECK(m[1][1].item<int64_t>() == world * (int64_t(1) << 40) + world * (world - 1) / 2);
+  CHECK(dist.any(rank == world - 1));
+
+  // c10d's Reducer on CUDA parameters: the mean of the ranks' gradients, computed here.
+  torch::manual_seed(11);
+  torch::nn::Linear layer(torch::nn::LinearOptions(5, 3));
+  layer->to(device);
+  auto input_of = [&](int r) {
+    return (torch::linspace(-1.0, 1.0, 20).reshape({4, 5}) * double(r + 1) + 0.3 * r).to(on_gpu.dtype(torch::kFloat32));
+  };
+  std::vector<torch::Tensor> expected;
+  for (const auto& p : layer->parameters()) expected.push_back(torch::zeros_like(p));
+  for (int r = 0; r < world; ++r) {
+    auto copy = std::dynamic_pointer_cast<torch::nn::LinearImpl>(layer->clone(device));
+    copy->forward(input_of(r)).pow(2).sum().backward();
+    const auto ps = copy->parameters();
+    for (size_t k = 0; k < ps.size(); ++k) expected[k] += ps[k].grad() / double(world);
+  }
+  cp::GradientAverager averager(dist, *layer, 25.0);
+  averager.prepare_for_forward();
+  const auto loss = layer->forward(input_of(rank)).pow(2).sum();
+  averager.prepare_for_backward();
+  loss.backward();
+  const auto ps = layer->parameters();
+  for (size_t k = 0; k < ps.size(); ++k) {
+    REQUIRE(ps[k].grad().defined());
+    CHECK(torch::allclose(ps[k].grad(), expected[k], 1e-5, 1e-6));
+  }
+  dist.barrier();
+  std::printf("worker nccl: rank %d done\n", rank);
+}
+
+TEST_CASE("c10d NCCL: CUDA tensors through NCCL, CPU tensors through Gloo, each rank on cuda:LOCAL_RANK") {
+  if (std::getenv("CROSSVIEW_TEST_ROLE") != nullptr) return;
+  const int gpus = int(torch::cuda::device_count());
+  if (gpus == 0) {
+    MESSAGE("skipped: no CUDA device");
+    return;
+  }
+  // Forked before any CUDA work in this process; each rank execs at once.
+  const auto results = run_workers("nccl", std::min(2, gpus), std::chrono::seconds(180));
+  const auto text = ct::describe(results);
+  for (const auto& r : results) {
+    CHECK_MESSAGE(!r.timed_out, text);
+    CHECK_MESSAGE(r.exit_code == 0, text);
+    CHECK_MESSAGE(r.output.find("worker nccl: rank") != std::string::npos, text);
+  }
+}
+
 TEST_CASE("c10d Gloo: store, broadcast, allreduce sum and average, allgather across 2 processes") {
   if (std::getenv("CROSSVIEW_TEST_ROLE") != nullptr) return;
   const auto results = run_workers("collectives", 2, std::chrono::seconds(60));
@@ -163,6 +244,39 @@ TEST_CASE("c10d Gloo: a rank that dies makes its peer fail within the timeout") 
 }
 
 #endif
+
+TEST_CASE("rank_device: cpu, cuda:LOCAL_RANK, and too few visible GPUs in one line") {
+  if (std::getenv("CROSSVIEW_TEST_ROLE") != nullptr) return;
+  cp::LaunchEnvironment env;
+  env.world_size = 4;
+  env.rank = 3;
+  env.local_rank = 1;
+  CHECK(cp::rank_device(env, "cpu") == torch::Device(torch::kCPU));
+  CHECK_THROWS_WITH_AS(cp::rank_device(env, "gpu"), "rank_device: requested must be \"cpu\" or \"cuda\", got \"gpu\"",
+                       std::invalid_argument);
+  // One LOCAL_RANK past the visible GPUs, on any machine (0 here without a GPU).
+  const int visible = int(torch::cuda::device_count());
+  env.local_rank = visible;
+  const std::string advice = visible == 0 ? "train with --device cpu, or check the driver and CUDA_VISIBLE_DEVICES"
+                                          : "start at most " + std::to_string(visible) + " processes per node";
+  const std::string expected = "--device cuda: LOCAL_RANK=" + std::to_string(visible) + " but this machine has " +
+                               std::to_string(visible) + " visible CUDA device(s); " + advice;
+  CHECK_THROWS_WITH_AS(cp::rank_device(env, "cuda"), expected.c_str(), std::runtime_error);
+  if (visible > 0) {
+    env.local_rank = visible - 1;
+    CHECK(cp::rank_device(env, "cuda") == torch::Device(torch::kCUDA, c10::DeviceIndex(visible - 1)));
+  }
+#if CROSSVIEW_WITH_DISTRIBUTED
+  // The device is checked before the store is contacted: no store listens on this port, and the
+  // error comes at once, not after the timeout.
+  env.master_addr = "127.0.0.1";
+  env.master_port = ct::free_loopback_port();
+  env.local_rank = visible;
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH_AS(cp::Distributed(env, std::chrono::seconds(30), "cuda"), expected.c_str(), std::runtime_error);
+  CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 10.0);
+#endif
+}
 
 TEST_CASE("launch_environment: absent, complete, and wrong variables") {
   if (std::getenv("CROSSVIEW_TEST_ROLE") != nullptr) return;

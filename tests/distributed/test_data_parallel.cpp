@@ -4,7 +4,8 @@
 //   loss normalisation) reaching the weights and running statistics of 1 process x batch 4 after
 //   several SGD steps; the single-process reference is computed in each worker, without c10d;
 // - crossview-train under 2 ranks: killed and resumed reaches the uninterrupted run's weights;
-//   a rank that dies makes the other fail with an error within --dist-timeout.
+//   a rank that dies makes the other fail with an error within --dist-timeout; --device cuda
+//   without enough visible GPUs fails on every rank with one line naming LOCAL_RANK.
 
 #include "launch.hpp"
 
@@ -218,6 +219,32 @@ TEST_CASE("crossview-train on 2 ranks: a rank that dies stops the other with an 
   CHECK_MESSAGE(results[0].output.find("crossview-train: error: rank 0 of 2: ") != std::string::npos, text);
   CHECK_MESSAGE(results[0].output.find("another process of the run died") != std::string::npos, text);
   CHECK(seconds < 100.0);
+}
+
+TEST_CASE("crossview-train --device cuda on 2 ranks without visible GPUs: one line naming LOCAL_RANK, at once") {
+  if (std::getenv("CROSSVIEW_TEST_ROLE") != nullptr) return;
+  const auto dir = fresh_dir("train_cuda_without_gpu");
+  auto args = tiny_train_args(dir / "out");
+  args.insert(args.end(), {"--device", "cuda"});
+  // CUDA_VISIBLE_DEVICES="" hides every GPU, so the case reads the same on a GPU machine.
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto results =
+      ct::launch_ranks(args, 2, dir / "logs", std::chrono::seconds(60), {{"CUDA_VISIBLE_DEVICES", ""}});
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto text = ct::describe(results);
+  for (int r = 0; r < 2; ++r) {
+    const auto& result = results[size_t(r)];
+    CHECK_MESSAGE(!result.timed_out, text);
+    CHECK_MESSAGE(result.exit_code == 1, text);
+    // Refused by cp::Distributed (crossview-train passes --device to it) before the store is
+    // contacted: nothing else is printed, and no rank waits for the other.
+    CHECK_MESSAGE(result.output == "crossview-train: error: --device cuda: LOCAL_RANK=" + std::to_string(r) +
+                                       " but this machine has 0 visible CUDA device(s); train with --device cpu, or "
+                                       "check the driver and CUDA_VISIBLE_DEVICES\n",
+                  text);
+  }
+  CHECK(seconds < 30.0);
+  CHECK(!std::filesystem::exists(dir / "out"));
 }
 
 TEST_CASE("crossview-train on 2 ranks: SIGTERM to one rank stops both with a checkpoint; --resume continues") {

@@ -1,17 +1,19 @@
 #pragma once
 /// \file
 /// Data-parallel training across processes and machines on PyTorch's own distributed engine, c10d:
-/// a `c10d::ProcessGroup` backed by `c10d::ProcessGroupGloo` (TCP; CPU tensors, and CUDA tensors
-/// through host copies), gradients averaged by c10d's `Reducer` (the engine behind PyTorch's
-/// DistributedDataParallel: bucketed allreduce started from autograd hooks while the backward pass
-/// runs), parameters and buffers broadcast with `c10d::broadcast_coalesced`.
+/// a `c10d::ProcessGroup` with `c10d::ProcessGroupGloo` (TCP) for CPU tensors and, when training on
+/// CUDA, `c10d::ProcessGroupNCCL` for CUDA tensors (libtorch built with NCCL; otherwise Gloo
+/// reduces CUDA tensors through host copies); gradients averaged by c10d's `Reducer` (the engine
+/// behind PyTorch's DistributedDataParallel: bucketed allreduce started from autograd hooks while
+/// the backward pass runs), parameters and buffers broadcast with `c10d::broadcast_coalesced`.
 ///
 /// Launch convention (torchrun's, and that of any launcher that sets these variables): MASTER_ADDR,
 /// MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK. Under torchrun's agent
 /// (TORCHELASTIC_USE_AGENT_STORE=True) the agent already serves the TCPStore at
 /// MASTER_ADDR:MASTER_PORT and every rank is a client; otherwise rank 0 serves it. Keys live under
 /// "/worker/attempt_<TORCHELASTIC_RESTART_COUNT>/", as in torch.distributed's env:// rendezvous, so
-/// a restarted attempt does not read the keys of the previous one.
+/// a restarted attempt does not read the keys of the previous one. With `--device cuda` each
+/// process trains on cuda:LOCAL_RANK.
 ///
 /// Without CROSSVIEW_WITH_DISTRIBUTED (libtorch without Gloo, or no Gloo headers), the launch
 /// variables are still read and a world size above 1 is refused with a message saying why.
@@ -33,9 +35,26 @@
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 #endif
 
+// NCCL for CUDA tensors: libtorch built with it (torch_cuda's usage requirements define
+// USE_C10D_NCCL) and an nccl.h on the include path (the wheel's nvidia/nccl/include; a CUDA
+// toolkit need not have one). -DCROSSVIEW_WITH_NCCL=0 keeps CUDA tensors on Gloo.
+#ifndef CROSSVIEW_WITH_NCCL
+#if CROSSVIEW_WITH_DISTRIBUTED && defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#define CROSSVIEW_WITH_NCCL 1
+#else
+#define CROSSVIEW_WITH_NCCL 0
+#endif
+#endif
+
+#if CROSSVIEW_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -48,6 +67,8 @@ namespace crossview_programs {
 
 /// Whether this build can run more than one process (c10d with Gloo compiled in).
 inline constexpr bool kDistributedAvailable = CROSSVIEW_WITH_DISTRIBUTED != 0;
+/// Whether CUDA tensors of a multi-process run travel through NCCL (otherwise through Gloo).
+inline constexpr bool kNcclAvailable = CROSSVIEW_WITH_NCCL != 0;
 
 /// Where this process sits in a multi-process launch, read from the launcher's variables.
 struct LaunchEnvironment {
@@ -111,15 +132,59 @@ inline std::optional<LaunchEnvironment> launch_environment() {
   return env;
 }
 
+/// The device process `env` trains on for `--device requested`: the CPU for "cpu"; for "cuda",
+/// cuda:LOCAL_RANK (one GPU per process of a node, as torchrun's --nproc-per-node assumes).
+/// \throws std::invalid_argument when `requested` is neither "cpu" nor "cuda".
+/// \throws std::runtime_error (one line, naming LOCAL_RANK and the number of visible GPUs) when
+///         fewer than LOCAL_RANK + 1 CUDA devices are visible.
+inline torch::Device rank_device(const LaunchEnvironment& env, const std::string& requested) {
+  if (requested == "cpu") return torch::Device(torch::kCPU);
+  if (requested != "cuda") {
+    throw std::invalid_argument("rank_device: requested must be \"cpu\" or \"cuda\", got \"" + requested + "\"");
+  }
+  const int visible = int(torch::cuda::device_count());
+  if (env.local_rank >= visible) {
+    const std::string advice = visible == 0 ? "train with --device cpu, or check the driver and CUDA_VISIBLE_DEVICES"
+                                            : "start at most " + std::to_string(visible) + " processes per node";
+    throw std::runtime_error("--device cuda: LOCAL_RANK=" + std::to_string(env.local_rank) + " but this machine has " +
+                             std::to_string(visible) + " visible CUDA device(s); " + advice);
+  }
+  return torch::Device(torch::kCUDA, c10::DeviceIndex(env.local_rank));
+}
+
+namespace detail {
+
+/// Makes `device` this thread's current CUDA device (c10::cuda::set_device, through c10's device
+/// guard interface so that a build without CUDA links too); nothing for the CPU. NCCL creates a
+/// process's communicators on the current device, and CUDA contexts of other devices stay unmade.
+inline void use_device(const torch::Device& device) {
+  if (device.is_cuda()) c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(device);
+}
+
+}  // namespace detail
+
 #if CROSSVIEW_WITH_DISTRIBUTED
 
-/// One process's membership of the group: the store, the process group (Gloo), and the few
-/// collectives the training loop needs. Construction blocks until every rank has joined (or
-/// `timeout` passes); every collective fails with an error, not a hang, after `timeout` when a
-/// peer is gone.
+/// One process's membership of the group: the store, the process group (Gloo for CPU tensors;
+/// NCCL or Gloo for CUDA tensors), and the few collectives the training loop needs. Construction
+/// blocks until every rank has joined (or `timeout` passes). When a peer is gone, a Gloo
+/// collective fails with an error after `timeout`; an NCCL one is ended after `timeout` by
+/// ProcessGroupNCCL's watchdog, which by default tears the process down
+/// (TORCH_NCCL_ASYNC_ERROR_HANDLING).
 class Distributed {
  public:
-  Distributed(const LaunchEnvironment& env, std::chrono::milliseconds timeout) : env_(env) {
+  /// Joins the group of the launch `env`; this process trains on `rank_device(env, device)`
+  /// ("cpu" | "cuda"), which becomes its current CUDA device. With "cuda" and NCCL compiled in,
+  /// CUDA tensors go through ProcessGroupNCCL (the group's default backend), CPU tensors (flags,
+  /// losses, confusion matrices) through Gloo.
+  /// \throws std::runtime_error when the device is not there (before contacting the store), the
+  ///         store cannot be reached within `timeout`, or nccl.h differs from libtorch's NCCL.
+  Distributed(const LaunchEnvironment& env, std::chrono::milliseconds timeout, const std::string& device = "cpu")
+      : env_(env), device_(rank_device(env, device)) {
+    detail::use_device(device_);
+#if CROSSVIEW_WITH_NCCL
+    if (device_.is_cuda()) check_nccl_header();  // before contacting the store, as the device check
+#endif
     c10d::TCPStoreOptions store_options;
     store_options.port = uint16_t(env.master_port);
     store_options.isServer = env.rank == 0 && !env.agent_store;
@@ -143,18 +208,50 @@ class Distributed {
     auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(group_store, env.rank, env.world_size, options);
     group_ = c10::make_intrusive<c10d::ProcessGroup>(group_store, env.rank, env.world_size);
     group_->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, gloo);
-    // Gloo also reduces CUDA tensors (through host memory); NCCL is not wired here.
-    group_->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::GLOO, gloo);
-    group_->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+#if CROSSVIEW_WITH_NCCL
+    if (device_.is_cuda()) {
+      auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+      nccl_options->timeout = timeout;
+      // Communicators are created at the first collective, on the device of its tensors; the bound
+      // device is the one barrier() and the watchdog use.
+      group_->setBoundDeviceId(device_);
+      auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+          c10::make_intrusive<c10d::PrefixStore>("crossview_nccl/", store_), env.rank, env.world_size, nccl_options);
+      group_->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, nccl);
+      group_->setDefaultBackend(c10d::ProcessGroup::BackendType::NCCL);
+      backend_ = "nccl";
+    }
+#endif
+    if (backend_ == "gloo") {
+      // Without NCCL, Gloo also reduces CUDA tensors (through host memory).
+      group_->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::GLOO, gloo);
+      group_->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+    }
     group_->setGroupName("crossview");
+  }
+
+  Distributed(const Distributed&) = delete;
+  Distributed& operator=(const Distributed&) = delete;
+
+  /// With NCCL: shuts the backends down (pending work finished, communicators destroyed), as
+  /// torch.distributed.destroy_process_group does; release the group before main returns.
+  ~Distributed() {
+    if (backend_ != "nccl" || !group_) return;
+    try {
+      group_->shutdown();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "crossview-train: rank %d: NCCL shutdown: %s\n", env_.rank, first_line(e.what()).c_str());
+    }
   }
 
   int rank() const { return env_.rank; }
   int world_size() const { return env_.world_size; }
   int local_rank() const { return env_.local_rank; }
   bool is_main() const { return env_.rank == 0; }
-  /// "gloo".
-  std::string backend() const { return "gloo"; }
+  /// The device this process trains on: the CPU, or cuda:LOCAL_RANK.
+  torch::Device device() const { return device_; }
+  /// The backend of the training tensors: "nccl" (CUDA with NCCL) or "gloo".
+  std::string backend() const { return backend_; }
   const c10::intrusive_ptr<c10d::ProcessGroup>& group() const { return group_; }
   /// The launch's store (under this attempt's prefix).
   const c10::intrusive_ptr<c10d::Store>& store() const { return store_; }
@@ -201,7 +298,27 @@ class Distributed {
  private:
   static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
+#if CROSSVIEW_WITH_NCCL
+  /// ProcessGroupNCCL::Options holds an ncclConfig_t, which grows from one NCCL minor version to
+  /// the next: built against another nccl.h than libtorch's, this program and libtorch would
+  /// disagree on its layout. torch::cuda::nccl::version() is the NCCL libtorch was compiled with.
+  static void check_nccl_header() {
+    const std::uint64_t v = torch::cuda::nccl::version();
+    const auto major = int(v >> 32), minor = int((v >> 16) & 0xffff), patch = int(v & 0xffff);
+    if (major != NCCL_MAJOR || minor != NCCL_MINOR) {
+      throw std::runtime_error(
+          "--device cuda: NCCL: this program was compiled against nccl.h " + std::to_string(NCCL_MAJOR) + "." +
+          std::to_string(NCCL_MINOR) + "." + std::to_string(NCCL_PATCH) + " but libtorch uses NCCL " +
+          std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch) +
+          " (their ncclConfig_t differ); rebuild with that NCCL's include directory (the wheel's nvidia/nccl/include) "
+          "ahead of the CUDA toolkit's, or with -DCROSSVIEW_WITH_NCCL=0 to reduce CUDA tensors through Gloo");
+    }
+  }
+#endif
+
   LaunchEnvironment env_;
+  torch::Device device_;
+  std::string backend_{"gloo"};
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
 };
@@ -258,18 +375,21 @@ class GradientAverager {
 /// same either way; a launch of more than one process is refused.
 class Distributed {
  public:
-  Distributed(const LaunchEnvironment& env, std::chrono::milliseconds) {
+  Distributed(const LaunchEnvironment& env, std::chrono::milliseconds, const std::string& device = "cpu") {
     if (env.world_size > 1) {
       throw std::runtime_error(
           "crossview-train: WORLD_SIZE=" + std::to_string(env.world_size) +
           " but this build has no multi-process support (libtorch without Gloo, or configured with "
           "-DCROSSVIEW_WITH_DISTRIBUTED=OFF)");
     }
+    device_ = rank_device(env, device);
+    detail::use_device(device_);
   }
   int rank() const { return 0; }
   int world_size() const { return 1; }
   int local_rank() const { return 0; }
   bool is_main() const { return true; }
+  torch::Device device() const { return device_; }
   std::string backend() const { return "none"; }
   void broadcast_(std::vector<torch::Tensor>, int = 0) const {}
   void broadcast_module_(torch::nn::Module&) const {}
@@ -277,6 +397,9 @@ class Distributed {
   std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor) const { return {tensor}; }
   bool any(bool flag) const { return flag; }
   void barrier() const {}
+
+ private:
+  torch::Device device_{torch::kCPU};
 };
 
 /// Stand-in: nothing to average in a world of one.
