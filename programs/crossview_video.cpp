@@ -74,6 +74,7 @@ struct Options {
 /// A loaded checkpoint and what is accumulated for it.
 struct Model {
   std::string path, name;
+  std::string model;  // the network: pspnet | deeplabv3 | ccnet
   cp::TrainedNetwork loaded;
   cp::LabelStyle style;
   std::string dataset;
@@ -135,11 +136,18 @@ int run(Options o) {
     m.dataset = m.loaded.config.value("data", nlohmann::json::object()).value("dataset", std::string("synthetic"));
     m.style = {crossview::class_names_for(m.dataset), crossview::palette_for(m.dataset)};
     m.name = m.loaded.variant;
+    m.model = m.loaded.config.value("model", nlohmann::json::object()).value("name", std::string("pspnet"));
     models.push_back(std::move(m));
   }
-  for (size_t k = 0; k < models.size(); ++k) {  // names of one variant get their number
+  // Checkpoints of several networks are named by network and variant ("CCNet baseline").
+  const bool several_models = std::any_of(models.begin(), models.end(),
+                                          [&](const Model& m) { return m.model != models.front().model; });
+  if (several_models) {
+    for (auto& m : models) m.name = cp::model_title(m.model) + " " + m.name;
+  }
+  for (size_t k = 0; k < models.size(); ++k) {  // names that are still the same get their number
     int same = 0;
-    for (const auto& m : models) same += m.loaded.variant == models[k].loaded.variant;
+    for (const auto& m : models) same += m.loaded.variant == models[k].loaded.variant && m.model == models[k].model;
     if (same > 1) models[k].name += " #" + std::to_string(k + 1);
   }
 

@@ -279,6 +279,27 @@ TEST_CASE("print_table shows the model's figures: Table 1 / 4 for PSPNet, Table 
   CHECK(mixed.find("The paper's figures") == std::string::npos);
 }
 
+TEST_CASE("print_table adds a bootstrap over scenes of the full method's difference to the baseline") {
+  cp::VariantResult base, full;
+  base.name = "baseline";
+  full.name = "vvd+ggdc+closs";
+  // Without per-scene matrices: no bootstrap line.
+  CHECK(table_text("synthetic", "pspnet", {base, full}).find("bootstrap") == std::string::npos);
+  // Every scene the same: every resample equals the observed difference, computed by hand:
+  // baseline [[3, 1], [1, 3]] -> pixAcc 75 %, IoU 3 / (4 + 4 - 3) = 60 % per class; full method
+  // [[4, 0], [0, 4]] -> 100 %, 100 %. Differences +25.00 and +40.00 points.
+  const auto b = torch::tensor({{3, 1}, {1, 3}}, torch::kInt64);
+  const auto f = torch::tensor({{4, 0}, {0, 4}}, torch::kInt64);
+  for (int s = 0; s < 5; ++s) {
+    base.scene_original.push_back(b), base.scene_vvd.push_back(b), base.scene_cvc.push_back(b);
+    full.scene_original.push_back(f), full.scene_vvd.push_back(f), full.scene_cvc.push_back(f);
+  }
+  const auto text = table_text("synthetic", "pspnet", {base, full});
+  CHECK(text.find("95 % bootstrap over the 5 evaluation scenes (their sampling error only, not seed noise): "
+                  "VVD mIoU [+40.00, +40.00], CVC mIoU [+40.00, +40.00], CVC pixAcc [+25.00, +25.00], "
+                  "original mIoU [+40.00, +40.00]\n") != std::string::npos);
+}
+
 TEST_CASE("copy_shared_state hands a plain network's weights to a GGDC network, which then computes the same") {
   torch::manual_seed(1);
   auto plain = cp::make_network(tiny_model(false), 5);
