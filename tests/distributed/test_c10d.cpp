@@ -45,6 +45,39 @@ std::vector<ct::RankResult> run_workers(const std::string& role, int world, std:
                           {{"CROSSVIEW_TEST_ROLE", role}, {"OMP_NUM_THREADS", "1"}}, per_rank);
 }
 
+#if CROSSVIEW_WITH_DISTRIBUTED
+/// c10d's Reducer (cp::GradientAverager) on a Linear layer on `device`: after one backward pass
+/// every rank holds the mean of the ranks' gradients, computed here from each rank's input.
+void check_reducer_averages_gradients(const cp::Distributed& dist, const torch::Device& device) {
+  const int rank = dist.rank();
+  const int world = dist.world_size();
+  torch::manual_seed(11);
+  torch::nn::Linear layer(torch::nn::LinearOptions(5, 3));
+  layer->to(device);
+  auto input_of = [&](int r) {
+    return (torch::linspace(-1.0, 1.0, 20).reshape({4, 5}) * double(r + 1) + 0.3 * r).to(device);
+  };
+  std::vector<torch::Tensor> expected;
+  for (const auto& p : layer->parameters()) expected.push_back(torch::zeros_like(p));
+  for (int r = 0; r < world; ++r) {
+    auto copy = std::dynamic_pointer_cast<torch::nn::LinearImpl>(layer->clone(device));
+    copy->forward(input_of(r)).pow(2).sum().backward();
+    const auto ps = copy->parameters();
+    for (size_t k = 0; k < ps.size(); ++k) expected[k] += ps[k].grad() / double(world);
+  }
+  cp::GradientAverager averager(dist, *layer, 25.0);
+  averager.prepare_for_forward();
+  const auto loss = layer->forward(input_of(rank)).pow(2).sum();
+  averager.prepare_for_backward();
+  loss.backward();
+  const auto ps = layer->parameters();
+  for (size_t k = 0; k < ps.size(); ++k) {
+    REQUIRE(ps[k].grad().defined());
+    CHECK(torch::allclose(ps[k].grad(), expected[k], 1e-5, 1e-6));
+  }
+}
+#endif
+
 }  // namespace
 
 #if CROSSVIEW_WITH_DISTRIBUTED
@@ -97,27 +130,7 @@ TEST_CASE("worker collectives") {
 
   // Allreduce average through c10d's Reducer: a linear layer, rank-dependent inputs; the averaged
   // gradient must equal the mean of both ranks' gradients, computed here without communication.
-  torch::manual_seed(11);
-  torch::nn::Linear layer(torch::nn::LinearOptions(5, 3));
-  auto input_of = [](int r) { return torch::linspace(-1.0, 1.0, 20).reshape({4, 5}) * double(r + 1) + 0.3 * r; };
-  std::vector<torch::Tensor> expected;
-  for (const auto& p : layer->parameters()) expected.push_back(torch::zeros_like(p));
-  for (int r = 0; r < 2; ++r) {
-    auto copy = std::dynamic_pointer_cast<torch::nn::LinearImpl>(layer->clone());
-    copy->forward(input_of(r)).pow(2).sum().backward();
-    const auto ps = copy->parameters();
-    for (size_t k = 0; k < ps.size(); ++k) expected[k] += ps[k].grad() / 2.0;
-  }
-  cp::GradientAverager averager(dist, *layer, 25.0);
-  averager.prepare_for_forward();
-  const auto loss = layer->forward(input_of(rank)).pow(2).sum();
-  averager.prepare_for_backward();
-  loss.backward();
-  const auto ps = layer->parameters();
-  for (size_t k = 0; k < ps.size(); ++k) {
-    REQUIRE(ps[k].grad().defined());
-    CHECK(torch::allclose(ps[k].grad(), expected[k], 1e-5, 1e-6));
-  }
+  check_reducer_averages_gradients(dist, torch::Device(torch::kCPU));
   dist.barrier();
   std::printf("worker collectives: rank %d done\n", rank);
 }
@@ -175,30 +188,7 @@ TEST_CASE("worker nccl") {
   CHECK(dist.any(rank == world - 1));
 
   // c10d's Reducer on CUDA parameters: the mean of the ranks' gradients, computed here.
-  torch::manual_seed(11);
-  torch::nn::Linear layer(torch::nn::LinearOptions(5, 3));
-  layer->to(device);
-  auto input_of = [&](int r) {
-    return (torch::linspace(-1.0, 1.0, 20).reshape({4, 5}) * double(r + 1) + 0.3 * r).to(on_gpu.dtype(torch::kFloat32));
-  };
-  std::vector<torch::Tensor> expected;
-  for (const auto& p : layer->parameters()) expected.push_back(torch::zeros_like(p));
-  for (int r = 0; r < world; ++r) {
-    auto copy = std::dynamic_pointer_cast<torch::nn::LinearImpl>(layer->clone(device));
-    copy->forward(input_of(r)).pow(2).sum().backward();
-    const auto ps = copy->parameters();
-    for (size_t k = 0; k < ps.size(); ++k) expected[k] += ps[k].grad() / double(world);
-  }
-  cp::GradientAverager averager(dist, *layer, 25.0);
-  averager.prepare_for_forward();
-  const auto loss = layer->forward(input_of(rank)).pow(2).sum();
-  averager.prepare_for_backward();
-  loss.backward();
-  const auto ps = layer->parameters();
-  for (size_t k = 0; k < ps.size(); ++k) {
-    REQUIRE(ps[k].grad().defined());
-    CHECK(torch::allclose(ps[k].grad(), expected[k], 1e-5, 1e-6));
-  }
+  check_reducer_averages_gradients(dist, device);
   dist.barrier();
   std::printf("worker nccl: rank %d done\n", rank);
 }
