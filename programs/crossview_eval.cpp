@@ -19,6 +19,7 @@
 #include <crossview_programs/threads.hpp>
 #include <crossview_programs/report.hpp>
 #include <crossview_programs/trained_network.hpp>
+#include <crossview_programs/vvd_control.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -54,7 +55,8 @@ void dump_logits(const std::string& path, cp::Network& network, const cp::Datase
   cp::save_for_torch_load("--dump-logits", path, c10::IValue(probe));
 }
 
-int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints, const std::string& dump_logits_path) {
+int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints, const std::string& dump_logits_path,
+        bool vvd_control) {
   cp::set_cpu_threads(o.threads);
   if (o.device == "cuda" && !torch::cuda::is_available()) {
     throw std::runtime_error("--device cuda: no CUDA device is available");
@@ -66,7 +68,15 @@ int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints, 
     throw std::runtime_error("--out " + o.out + ": cannot create the output folder (" +
                              (ec ? ec.message() : "a file of that name exists") + ")");
   }
-  const auto data = cp::load_dataset(o, /*with_train=*/false);
+  auto data = cp::load_dataset(o, /*with_train=*/false);
+  const std::string protocol =
+      vvd_control ? "--vvd-control: the VVD views are unrotated crops of the original views, each of its rotated "
+                    "crop's size and centred on what that crop sees"
+                  : "";
+  if (vvd_control) {
+    data.eval_pair = [pairs = data.eval_pair](int64_t i) { return cp::control_pair(pairs(i)); };
+    std::fprintf(stderr, "%s\n", protocol.c_str());
+  }
   std::vector<cp::VariantResult> results;
   std::vector<cp::Evaluation> evaluations;
   std::vector<std::string> names, models;
@@ -92,17 +102,19 @@ int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints, 
   }
   // One model: its paper figures beside ours; several: none ("").
   const bool one_model = std::all_of(models.begin(), models.end(), [&](const auto& m) { return m == models.front(); });
-  cp::print_table(stdout, data.name, results, one_model ? models.front() : std::string());
+  cp::print_table(stdout, data.name, results, one_model ? models.front() : std::string(), protocol);
   cp::write_results_json(std::filesystem::path(o.out) / "eval.json", data.name, results,
                          {{"checkpoints", checkpoints}, {"models", models}, {"class_names", data.class_names},
-                          {"focal", data.focal}, {"eval_pairs", data.eval_size}});
+                          {"focal", data.focal}, {"eval_pairs", data.eval_size},
+                          {"vvd_control", vvd_control}});
   std::string sources;
   for (size_t i = 0; i < checkpoints.size(); ++i) {
     sources += (i ? ", " : "") + (one_model ? "" : cp::model_title(models[i]) + " ") + checkpoints[i];
   }
   cp::write_figures(o.out, data, names, evaluations, size_t(o.figure_samples),
                     (one_model ? cp::model_title(models.front()) + " " : std::string()) +
-                        (checkpoints.size() > 1 ? "checkpoints in that order: " : "checkpoint ") + sources);
+                        (checkpoints.size() > 1 ? "checkpoints in that order: " : "checkpoint ") + sources,
+                    vvd_control ? protocol : std::string(cp::kFigureProtocol));
   std::printf("wrote %s/eval.json, fig4_segmentation.png, fig5_inconsistency.png, fig6_class_iou.png\n",
               o.out.c_str());
   return 0;
@@ -116,11 +128,16 @@ int main(int argc, char** argv) {
   options.out = "crossview-eval-out";
   std::vector<std::string> checkpoints;
   std::string dump_logits_path;
+  bool vvd_control = false;
   app.add_option("--checkpoint", checkpoints, "model.pt or checkpoint.pt written by crossview-train (repeatable)")
       ->required()
       ->check(CLI::ExistingFile);
   cp::add_data_options(app, options);
   cp::add_run_options(app, options);
+  app.add_flag("--vvd-control", vvd_control,
+               "control of the VVD columns: evaluate, instead of each rotated crop, the original view cropped to the "
+               "same size around what the crop sees (no rotation); VVD mIoU minus its control is what the view "
+               "direction costs, the rest of the gap to the original views is lost context");
   app.add_option("--dump-logits", dump_logits_path, "write the logits of the first pair")->group("");  // test hook
   try {
     app.parse(argc, argv);
@@ -129,7 +146,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    return run(options, checkpoints, dump_logits_path);
+    return run(options, checkpoints, dump_logits_path, vvd_control);
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "crossview-eval: error: %s\n", cp::one_line(e.what_without_backtrace()).c_str());
     return 1;

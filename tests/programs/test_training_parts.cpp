@@ -2,10 +2,13 @@
 // options' JSON round trip, the configuration check of --resume, the three networks of --model (and
 // PSPNet checkpoints written before it), the warm-up hand-over to a GGDC network, the optimiser's
 // parameter groups, the paper's figures in the table, the per-scene matrices' JSON, and --seeds
-// parsing.
+// parsing, and crossview-eval's --vvd-control crops.
 
 #include <crossview_programs/study.hpp>
 #include <crossview_programs/trainer.hpp>
+#include <crossview_programs/vvd_control.hpp>
+
+#include <crossview/data/synthetic_dataset.hpp>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -37,10 +40,10 @@ cp::ModelOptions tiny_model(bool ggdc, const std::string& name = "pspnet") {
 
 /// What print_table writes for `rows`.
 std::string table_text(const std::string& dataset, const std::string& model,
-                       const std::vector<cp::VariantResult>& rows) {
+                       const std::vector<cp::VariantResult>& rows, const std::string& protocol = "") {
   std::FILE* f = std::tmpfile();
   REQUIRE(f != nullptr);
-  cp::print_table(f, dataset, rows, model);
+  cp::print_table(f, dataset, rows, model, protocol);
   std::rewind(f);
   std::string text;
   for (int c = std::fgetc(f); c != EOF; c = std::fgetc(f)) text += char(c);
@@ -277,6 +280,11 @@ TEST_CASE("print_table shows the model's figures: Table 1 / 4 for PSPNet, Table 
   const auto mixed = table_text("cityscapes", "", rows);
   CHECK(mixed.find("( 7") == std::string::npos);
   CHECK(mixed.find("The paper's figures") == std::string::npos);
+  // Another protocol (crossview-eval --vvd-control): named in the caption, no paper figures.
+  const auto control = table_text("camvid", "pspnet", rows, "unrotated crops");
+  CHECK(control.find("Table 1 on camvid, PSPNet (unrotated crops)") != std::string::npos);
+  CHECK(control.find("( 7") == std::string::npos);
+  CHECK(control.find("Sec. 4.2") == std::string::npos);
 }
 
 TEST_CASE("print_table adds a bootstrap over scenes of the full method's difference to the baseline") {
@@ -358,4 +366,58 @@ TEST_CASE("--seeds takes a range or a list") {
     CAPTURE(bad);
     CHECK_THROWS_WITH_AS(cp::parse_seeds(bad), doctest::Contains("--seeds: expected A-B"), std::invalid_argument);
   }
+}
+
+TEST_CASE("control_pair: an unrotated crop of the VVD crop's size, centred on what the VVD crop sees") {
+  // Exact renders of the synthetic VVD split (paper ranges, cropped to what the original sees).
+  crossview::SyntheticVVDDataset vvd(crossview::SyntheticStreetOptions().size(6).height(48).width(96));
+  for (size_t i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    const auto s = vvd.get(i);
+    const cp::EvalPair pair{"s" + std::to_string(i), {s.image, s.label}, {s.derived_image, s.derived_label},
+                            s.H_derived_source, {s.derived_image, s.derived_label}, s.H_derived_source};
+    const auto c = cp::control_pair(pair);
+    const int64_t h = s.derived_image.size(1), w = s.derived_image.size(2), H = 48, W = 96;
+    REQUIRE(c.vvd.image.sizes() == s.derived_image.sizes());
+    REQUIRE(c.vvd.label.sizes() == s.derived_label.sizes());
+    CHECK_FALSE(c.vvd_whole.image.defined());
+    // H maps original pixels to control pixels by a pure translation (-x0, -y0).
+    CHECK((c.H_vvd_orig.topLeftCorner<2, 2>() - Eigen::Matrix2d::Identity()).norm() == 0.0);
+    CHECK(c.H_vvd_orig.row(2).norm() == doctest::Approx(1.0));
+    const int64_t x0 = -int64_t(c.H_vvd_orig(0, 2)), y0 = -int64_t(c.H_vvd_orig(1, 2));
+    REQUIRE(x0 >= 0);
+    REQUIRE(y0 >= 0);
+    REQUIRE(x0 + w <= W);
+    REQUIRE(y0 + h <= H);
+    using torch::indexing::Slice;
+    CHECK(torch::equal(c.vvd.image, s.image.index({Slice(), Slice(y0, y0 + h), Slice(x0, x0 + w)})));
+    CHECK(torch::equal(c.vvd.label, s.label.index({Slice(y0, y0 + h), Slice(x0, x0 + w)})));
+    // Brute force, forward mapping only: the original pixel that lands nearest the VVD crop's centre.
+    double best = 1e300, bx = 0, by = 0;
+    for (int64_t y = 0; y < H; ++y) {
+      for (int64_t x = 0; x < W; ++x) {
+        const Eigen::Vector3d q = s.H_derived_source * Eigen::Vector3d(double(x), double(y), 1.0);
+        const double d = std::hypot(q.x() / q.z() - 0.5 * double(w - 1), q.y() / q.z() - 0.5 * double(h - 1));
+        if (d < best) best = d, bx = double(x), by = double(y);
+      }
+    }
+    // The control's centre lies within a pixel of it, unless the rectangle had to move inside.
+    const double cx = double(x0) + 0.5 * double(w - 1), cy = double(y0) + 0.5 * double(h - 1);
+    if (x0 > 0 && x0 + w < W) CHECK(std::abs(cx - bx) <= 1.0);
+    if (y0 > 0 && y0 + h < H) CHECK(std::abs(cy - by) <= 1.0);
+  }
+  // A VVD view wider than the original (derived views of real images can be): the control is as
+  // wide as the original, the height kept.
+  const auto s = vvd.get(0);
+  const auto narrow = s.image.narrow(2, 10, 40), narrow_label = s.label.narrow(1, 10, 40);
+  const cp::EvalPair wide{"wide", {narrow, narrow_label}, {s.image.narrow(1, 0, 20), s.label.narrow(0, 0, 20)},
+                          Eigen::Matrix3d::Identity()};
+  const auto c = cp::control_pair(wide);
+  CHECK(c.vvd.image.sizes() == torch::IntArrayRef{3, 20, 40});
+  // Centre of the 96-wide view (47.5, 9.5) -> the 40 x 20 rectangle from (28, 0), moved left to x0 = 0.
+  CHECK(torch::equal(c.vvd.label, narrow_label.narrow(0, 0, 20)));
+  // A singular homography has no centre.
+  const cp::EvalPair singular{"singular", {s.image, s.label}, {s.derived_image, s.derived_label}, Eigen::Matrix3d::Zero()};
+  CHECK_THROWS_WITH_AS(cp::control_pair(singular), doctest::Contains("control_pair: pair.H_vvd_orig must be invertible"),
+                       std::invalid_argument);
 }

@@ -128,16 +128,17 @@ inline void print_scene_bootstrap(std::FILE* out, const VariantResult& method, c
 }
 
 inline void print_table(std::FILE* out, const std::string& dataset, const std::vector<VariantResult>& rows,
-                        const std::string& model = "pspnet") {
-  const auto paper = paper_table(dataset, model);
-  const auto cityscapes = paper_cityscapes_table(model);  // the model's figures, named below on other data
+                        const std::string& model = "pspnet", const std::string& protocol = "") {
+  // Another protocol than the paper's (crossview-eval --vvd-control) shows no paper figures.
+  const auto paper = protocol.empty() ? paper_table(dataset, model) : std::nullopt;
+  const auto cityscapes = protocol.empty() ? paper_cityscapes_table(model) : std::nullopt;
   const std::string number = paper ? paper->number : cityscapes ? cityscapes->number : "Table 1";
   const std::string heading = model.empty() ? "" : ", " + model_title(model);
   bool whole = false;
   for (const auto& r : rows) whole = whole || r.seg_miou_vvd_whole == r.seg_miou_vvd_whole;
   std::fprintf(out, "\n%s on %s%s%s%s%s\n", number.c_str(), dataset.c_str(), heading.c_str(),
-               paper ? " (in brackets: " : " (VVD views cropped to what the original view sees, Sec. 4.2)",
-               paper ? paper->caption.c_str() : "", paper ? ")" : "");
+               paper ? " (in brackets: " : protocol.empty() ? " (VVD views cropped to what the original view sees, Sec. 4.2)" : " (",
+               paper ? paper->caption.c_str() : protocol.c_str(), paper || !protocol.empty() ? ")" : "");
   const int width = paper ? 17 : 8;
   std::fprintf(out, "%-16s | %-*s | %-*s | %-*s | %-*s", "method", width, "VVD mIoU", width, "CVC mIoU", width,
                "CVC pixAcc", width, "orig mIoU");

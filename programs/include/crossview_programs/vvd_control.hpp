@@ -1,0 +1,60 @@
+#pragma once
+/// \file
+/// The control of the VVD evaluation (crossview-eval --vvd-control): each pair's VVD view replaced
+/// by the original view cropped to a rectangle of the VVD crop's size, centred on what the VVD crop
+/// looks at. Same crop size, no rotation: a network's VVD mIoU on the rotated crops minus its mIoU
+/// on these controls is what the change of view direction costs; the rest of the gap to the
+/// original views is the context a smaller image loses.
+
+#include <crossview_programs/data.hpp>
+
+#include <crossview/geometry/homography.hpp>
+
+#include <Eigen/Core>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace crossview_programs {
+
+/// The control of `pair`: vvd = original[y0 : y0 + h, x0 : x0 + w] for the VVD view's h x w, where
+/// (x0, y0) puts the rectangle's centre on the original pixel that the VVD view's centre sees
+/// (H_vvd_orig^-1), rounded and moved inside the original where it would stick out;
+/// H_vvd_orig = the translation by (-x0, -y0). A VVD view derived from a real image can be larger
+/// than the original (the rotated image of the frame, magnified towards its edges, holds a larger
+/// rectangle); its control is as large as the original allows (h = min(h, H), w = min(w, W)).
+/// The whole-render protocol has no control (its tensors become undefined). Throws
+/// std::invalid_argument when H_vvd_orig is not invertible.
+inline EvalPair control_pair(EvalPair pair) {
+  constexpr const char* kFn = "control_pair";
+  const int64_t H = pair.original.image.size(1), W = pair.original.image.size(2);
+  const int64_t vh = pair.vvd.image.size(1), vw = pair.vvd.image.size(2);
+  const int64_t h = std::min(vh, H), w = std::min(vw, W);
+  const double det = pair.H_vvd_orig.determinant();
+  if (!std::isfinite(det) || std::abs(det) < 1e-12) {
+    throw std::invalid_argument(std::string(kFn) + ": pair.H_vvd_orig must be invertible, got determinant " +
+                                std::to_string(det) + " (" + pair.id + ")");
+  }
+  const Eigen::Vector3d centre =
+      pair.H_vvd_orig.inverse() * Eigen::Vector3d(0.5 * double(vw - 1), 0.5 * double(vh - 1), 1.0);
+  if (!(centre.z() != 0.0 && std::isfinite(centre.x() / centre.z()) && std::isfinite(centre.y() / centre.z()))) {
+    throw std::invalid_argument(std::string(kFn) + ": the VVD view's centre has no finite original pixel (" + pair.id + ")");
+  }
+  const auto origin = [](double c, int64_t size, int64_t full) {
+    return std::clamp<int64_t>(std::llround(c - 0.5 * double(size - 1)), 0, full - size);
+  };
+  const int64_t x0 = origin(centre.x() / centre.z(), w, W), y0 = origin(centre.y() / centre.z(), h, H);
+  using torch::indexing::Slice;
+  pair.vvd.image = pair.original.image.index({Slice(), Slice(y0, y0 + h), Slice(x0, x0 + w)});
+  pair.vvd.label = pair.original.label.index({Slice(y0, y0 + h), Slice(x0, x0 + w)});
+  pair.H_vvd_orig = crossview::translation_homography<double>(Eigen::Vector2d(-double(x0), -double(y0)));
+  pair.vvd_whole = LabeledImage{};
+  pair.H_whole_orig = Eigen::Matrix3d::Identity();
+  return pair;
+}
+
+}  // namespace crossview_programs
