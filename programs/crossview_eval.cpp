@@ -114,7 +114,7 @@ int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints, 
   cp::write_figures(o.out, data, names, evaluations, size_t(o.figure_samples),
                     (one_model ? cp::model_title(models.front()) + " " : std::string()) +
                         (checkpoints.size() > 1 ? "checkpoints in that order: " : "checkpoint ") + sources,
-                    vvd_control ? protocol : std::string(cp::kFigureProtocol));
+                    protocol);
   std::printf("wrote %s/eval.json, fig4_segmentation.png, fig5_inconsistency.png, fig6_class_iou.png\n",
               o.out.c_str());
   return 0;

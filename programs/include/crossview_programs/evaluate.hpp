@@ -207,10 +207,11 @@ inline constexpr const char* kFigureProtocol = "VVD views cropped to what the or
 /// fig5_inconsistency.png, fig6_class_iou.png, in the dataset's colours (data.palette), with
 /// titles naming the dataset, the protocol and the networks: `names` (one per evaluation, the
 /// columns' captions) with their iterations, and `networks`, where they come from (e.g. "trained
-/// by crossview-train, seed 0" or the checkpoints' paths), and `protocol`, how the VVD views were made.
+/// by crossview-train, seed 0" or the checkpoints' paths), and `protocol`, how the VVD views were made
+/// ("": the paper's, kFigureProtocol; as print_table takes it).
 inline void write_figures(const std::filesystem::path& dir, const Dataset& data, const std::vector<std::string>& names,
                           const std::vector<Evaluation>& evaluations, size_t samples, const std::string& networks,
-                          const std::string& protocol = kFigureProtocol) {
+                          const std::string& protocol = "") {
   std::vector<FigureSample> figure;
   for (size_t i = 0; i < samples && int64_t(i) < data.eval_size; ++i) {
     const auto pair = data.eval_pair(int64_t(i));
@@ -242,7 +243,8 @@ inline void write_figures(const std::filesystem::path& dir, const Dataset& data,
   const std::string dataset = dataset_title(data.name);
   const std::string shown =
       "the first " + std::to_string(figure.size()) + " of " + std::to_string(data.eval_size) + " evaluation pairs";
-  const std::string about = "Protocol: " + protocol + ".\nNetworks: " + listed +
+  const std::string about = "Protocol: " + (protocol.empty() ? std::string(kFigureProtocol) : protocol) +
+                            ".\nNetworks: " + listed +
                             (networks.empty() ? "" : "; " + networks) + ".";
   write_segmentation_figure(dir / "fig4_segmentation.png",
                             "Fig. 4 - Segmentation of VVD views, " + dataset + " (" + shown + ")\n" + about +

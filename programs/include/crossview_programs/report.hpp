@@ -136,9 +136,10 @@ inline void print_table(std::FILE* out, const std::string& dataset, const std::v
   const std::string heading = model.empty() ? "" : ", " + model_title(model);
   bool whole = false;
   for (const auto& r : rows) whole = whole || r.seg_miou_vvd_whole == r.seg_miou_vvd_whole;
-  std::fprintf(out, "\n%s on %s%s%s%s%s\n", number.c_str(), dataset.c_str(), heading.c_str(),
-               paper ? " (in brackets: " : protocol.empty() ? " (VVD views cropped to what the original view sees, Sec. 4.2)" : " (",
-               paper ? paper->caption.c_str() : protocol.c_str(), paper || !protocol.empty() ? ")" : "");
+  const std::string caption = paper                ? "in brackets: " + paper->caption
+                              : protocol.empty() ? "VVD views cropped to what the original view sees, Sec. 4.2"
+                                                 : protocol;
+  std::fprintf(out, "\n%s on %s%s (%s)\n", number.c_str(), dataset.c_str(), heading.c_str(), caption.c_str());
   const int width = paper ? 17 : 8;
   std::fprintf(out, "%-16s | %-*s | %-*s | %-*s | %-*s", "method", width, "VVD mIoU", width, "CVC mIoU", width,
                "CVC pixAcc", width, "orig mIoU");

@@ -14,7 +14,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -28,26 +27,29 @@ namespace crossview_programs {
 /// than the original (the rotated image of the frame, magnified towards its edges, holds a larger
 /// rectangle); its control is as large as the original allows (h = min(h, H), w = min(w, W)).
 /// The whole-render protocol has no control (its tensors become undefined). Throws
-/// std::invalid_argument when H_vvd_orig is not invertible.
+/// std::invalid_argument when H_vvd_orig is not invertible (inverse_homography's test) or maps the
+/// VVD view's centre behind the original camera.
 inline EvalPair control_pair(EvalPair pair) {
   constexpr const char* kFn = "control_pair";
   const int64_t H = pair.original.image.size(1), W = pair.original.image.size(2);
   const int64_t vh = pair.vvd.image.size(1), vw = pair.vvd.image.size(2);
   const int64_t h = std::min(vh, H), w = std::min(vw, W);
-  const double det = pair.H_vvd_orig.determinant();
-  if (!std::isfinite(det) || std::abs(det) < 1e-12) {
-    throw std::invalid_argument(std::string(kFn) + ": pair.H_vvd_orig must be invertible, got determinant " +
-                                std::to_string(det) + " (" + pair.id + ")");
+  Eigen::Matrix3d H_orig_vvd;
+  try {
+    H_orig_vvd = crossview::inverse_homography(pair.H_vvd_orig);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string(kFn) + ": pair.H_vvd_orig must be invertible (" + pair.id + "): " + e.what());
   }
-  const Eigen::Vector3d centre =
-      pair.H_vvd_orig.inverse() * Eigen::Vector3d(0.5 * double(vw - 1), 0.5 * double(vh - 1), 1.0);
-  if (!(centre.z() != 0.0 && std::isfinite(centre.x() / centre.z()) && std::isfinite(centre.y() / centre.z()))) {
-    throw std::invalid_argument(std::string(kFn) + ": the VVD view's centre has no finite original pixel (" + pair.id + ")");
+  const auto centre =
+      crossview::transform_point(H_orig_vvd, Eigen::Vector2d(0.5 * double(vw - 1), 0.5 * double(vh - 1)));
+  if (!centre) {
+    throw std::invalid_argument(std::string(kFn) + ": the VVD view's centre lies behind the original camera (" +
+                                pair.id + ")");
   }
   const auto origin = [](double c, int64_t size, int64_t full) {
     return std::clamp<int64_t>(std::llround(c - 0.5 * double(size - 1)), 0, full - size);
   };
-  const int64_t x0 = origin(centre.x() / centre.z(), w, W), y0 = origin(centre.y() / centre.z(), h, H);
+  const int64_t x0 = origin(centre->x(), w, W), y0 = origin(centre->y(), h, H);
   using torch::indexing::Slice;
   pair.vvd.image = pair.original.image.index({Slice(), Slice(y0, y0 + h), Slice(x0, x0 + w)});
   pair.vvd.label = pair.original.label.index({Slice(y0, y0 + h), Slice(x0, x0 + w)});
