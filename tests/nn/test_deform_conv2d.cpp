@@ -89,6 +89,9 @@ const std::vector<Config> kConfigs = {
     {1, 16, 31, 29, 5, 3, 3, 1, 1, 2, 2, 2, 2, 1, 2, true, true, 1.5},  // several tiles of 64+ pixels
     // Several images of several tiles each (the backward's per-image split across threads).
     {2, 8, 24, 30, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2, 2, true, true, 1.0},
+    // Images too large for a pass of whole images (the backward's buffers exceed 2^22 entries):
+    // one block of one image per pass.
+    {2, 16, 120, 128, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false, false, 1.0},
 };
 
 }  // namespace
@@ -310,6 +313,36 @@ TEST_CASE("deform_conv2d: results are bitwise reproducible") {
     runs.push_back(g);
   }
   for (size_t i = 0; i < runs[0].size(); ++i) CHECK(torch::equal(runs[0][i], runs[1][i]));
+}
+
+TEST_CASE("deform_conv2d: each image's results are bitwise those of a call with that image alone") {
+  // Small maps share a pass of several images, large ones go block by block; either way every
+  // GEMM covers one block of one image, so the batch must not change a bit of an image's output
+  // or of its input and offset gradients.
+  for (const auto& c : {Config{6, 16, 12, 12, 8, 3, 3, 1, 1, 2, 2, 2, 2, 1, 1, false, false, 1.0},
+                        Config{5, 8, 24, 23, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2, 2, true, true, 1.0},
+                        Config{2, 16, 120, 128, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false, false, 1.0}}) {
+    CAPTURE(c.h);
+    const auto base = make_inputs(c, torch::kFloat32);
+    const auto all = with_grad(base);
+    const auto y = run(c, all);
+    const auto r = torch::randn_like(y);
+    const auto g = torch::autograd::grad({(y * r).sum()}, {all.input, all.offset});
+    for (int64_t n = 0; n < c.n; ++n) {
+      CAPTURE(n);
+      Inputs one;
+      one.input = base.input.narrow(0, n, 1).clone().requires_grad_(true);
+      one.weight = base.weight;
+      one.offset = base.offset.narrow(0, n, 1).clone().requires_grad_(true);
+      if (c.use_mask) one.mask = base.mask.narrow(0, n, 1).clone();
+      one.bias = base.bias;
+      const auto y1 = run(c, one);
+      const auto g1 = torch::autograd::grad({(y1 * r.narrow(0, n, 1)).sum()}, {one.input, one.offset});
+      CHECK(torch::equal(y1, y.narrow(0, n, 1)));
+      CHECK(torch::equal(g1[0], g[0].narrow(0, n, 1)));
+      CHECK(torch::equal(g1[1], g[1].narrow(0, n, 1)));
+    }
+  }
 }
 
 TEST_CASE("deform_conv2d: batch of zero images and channels-last input") {

@@ -1,23 +1,26 @@
 #pragma once
 /// \file
 /// CPU kernels of the deformable convolution: fused bilinear sampling + GEMM over tiles of output
-/// pixels, one image at a time.
+/// pixels.
 ///
 /// Layout. The input image is read channels-last ([H*W, Cin]) so that the four bilinear corners
 /// of a sample are four contiguous rows of Cin values: a sample of all channels of an offset
 /// group is a short vectorisable loop. A tile of `T` output pixels is expanded into the column
 /// matrix `col` [T, K*Cin] (K = kh*kw), row = pixel, column = (conv group g, tap k, channel c in
 /// g), and multiplied with the weight permuted to [Cout, K*Cin/groups] (tap-major) by one GEMM
-/// per convolution group, written straight into the output rows of the tile. Memory: one
-/// channels-last image plus O(T*K*Cin) per thread, independent of the batch size.
+/// per convolution group and block of one tile per thread, written straight into the output
+/// rows of the block.
 ///
-/// Work is done in blocks of one tile per thread: the columns of a block are filled in parallel,
-/// then multiplied by one (multi-threaded) GEMM per convolution group outside the parallel
-/// region. Backward per block: grad_col = grad_out_block^T * W and grad_weight += grad_out_block *
-/// col (GEMMs), then one parallel pass over the samples that scatters grad_col into a
-/// channels-last input gradient (tile t of every block owns part t, so no two threads write the
-/// same memory) and reduces grad_offset / grad_mask from the same corners. The parts are summed
-/// in a fixed order: results are bitwise reproducible for a given thread count.
+/// Work is done in passes (DeformConv2dPlan): the columns of a pass are filled in one parallel
+/// region, then multiplied by the blocks' (multi-threaded) GEMMs outside it. A pass is several
+/// whole images when their buffers fit in 2^22 entries (small maps: one tile per image would
+/// leave the other threads idle), else one block of one image; memory is bounded by that, not by
+/// the batch size. Backward per pass: grad_col = grad_out_block^T * W and grad_weight +=
+/// grad_out_block * col (GEMMs, block by block), then one parallel region over (image, part)
+/// that scatters grad_col into a channels-last input gradient (tile t of every block of an image
+/// belongs to its part t, so no two threads write the same memory) and reduces grad_offset /
+/// grad_mask from the same corners. GEMM shapes and summation orders do not depend on the pass:
+/// results are bitwise reproducible for a given thread count, whatever the batch size.
 
 #include "crossview/nn/detail/bilinear.hpp"
 #include "crossview/nn/detail/deform_conv2d_params.hpp"
@@ -126,6 +129,47 @@ inline void deform_fill_columns(const DeformConv2dShape& s, const DeformConv2dPa
       });
 }
 
+/// How a call walks the batch. Every GEMM covers one block (one tile per thread) of one image,
+/// whatever the pass: the results' bits depend on the GEMMs' shapes, so they do not depend on
+/// the batch size. A pass is what one parallel region fills (and, in the backward, scatters):
+/// several whole images when an image's buffers are small — at the small maps of a network's
+/// later stages one image is one tile, and a pass per image would leave all threads but one idle
+/// — or else one block of one image.
+struct DeformConv2dPlan {
+  int64_t tile;             ///< output pixels per tile (a thread's share of a fill or scatter)
+  int64_t block;            ///< output pixels per GEMM: one tile per thread
+  int64_t images_per_pass;  ///< whole images per pass; 0: one block of one image per pass
+};
+
+/// Plan for `entries_per_image` buffer entries per image (columns, and in the backward their
+/// gradient and the input-gradient parts): whole images per pass while a pass stays within 2^22
+/// entries (16 MiB in float).
+inline DeformConv2dPlan deform_conv2d_plan(int64_t batch, int64_t col_width, int64_t entries_per_image) {
+  constexpr int64_t kPassEntries = int64_t{1} << 22;
+  DeformConv2dPlan plan{};
+  plan.tile = deform_conv2d_tile_pixels(col_width);
+  plan.block = plan.tile * std::max(1, at::get_num_threads());
+  const int64_t per_image = std::max<int64_t>(entries_per_image, 1);
+  plan.images_per_pass = per_image <= kPassEntries ? std::min(batch, kPassEntries / per_image) : 0;
+  return plan;
+}
+
+/// Calls pass(n0, n1, q0, q1) for the passes of the plan in order: output pixels [q0, q1) of
+/// images [n0, n1); q0 and q1 lie on block boundaries (or q1 = hw_out).
+template <typename Fn>
+inline void deform_for_each_pass(const DeformConv2dPlan& plan, int64_t batch, int64_t hw_out, Fn&& pass) {
+  for (int64_t n0 = 0; n0 < batch;) {
+    if (plan.images_per_pass > 0) {
+      const int64_t n1 = std::min(batch, n0 + plan.images_per_pass);
+      pass(n0, n1, int64_t{0}, hw_out);
+      n0 = n1;
+    } else {
+      for (int64_t b0 = 0; b0 < hw_out; b0 += plan.block) pass(n0, n0 + 1, b0, std::min(hw_out, b0 + plan.block));
+      ++n0;
+    }
+  }
+}
+
 /// Forward: output [N, Cout, Hout, Wout] (bias not added). All tensors contiguous, same dtype.
 template <typename scalar_t>
 inline void deform_conv2d_forward_cpu_kernel(const torch::Tensor& input, const torch::Tensor& weight,
@@ -136,43 +180,49 @@ inline void deform_conv2d_forward_cpu_kernel(const torch::Tensor& input, const t
   const int64_t cin = s.in_channels, cg = cin / prm.groups;
   const int64_t cout_g = s.out_channels / prm.groups;
   const int64_t col_width = K * cin;
+  const int64_t hw_in = s.height * s.width;
   const int64_t hw_out = s.out_h * s.out_w;
-  const int64_t tile = deform_conv2d_tile_pixels(col_width);
-  // A block = one tile per thread: filled in parallel, then multiplied by one multi-threaded
-  // GEMM per group outside the parallel region (BLAS called inside OpenMP regions made the
-  // threads spin-wait on a loaded machine).
-  const int64_t tiles_per_block = std::max(1, at::get_num_threads());
-  const int64_t block = tile * tiles_per_block;
+  const auto plan = deform_conv2d_plan(s.batch, col_width, hw_out * col_width);
+  const int64_t tile = plan.tile;
   // [Cout, kh, kw, Cg]: tap-major rows matching the column layout.
   const auto w_t = weight.permute({0, 2, 3, 1}).contiguous().view({s.out_channels, K * cg});
-  auto col = torch::empty({std::min(block, hw_out), col_width}, input.options());
+  const int64_t col_rows = plan.images_per_pass > 0 ? plan.images_per_pass * hw_out : std::min(plan.block, hw_out);
+  auto col = torch::empty({col_rows, col_width}, input.options());
   scalar_t* col_p = col.data_ptr<scalar_t>();
   const std::vector<scalar_t> zeros(static_cast<size_t>(cin), scalar_t(0));
   scalar_t* out = output.data_ptr<scalar_t>();
   const scalar_t* offset_p = offset.data_ptr<scalar_t>();
   const scalar_t* mask_p = prm.use_mask ? mask.data_ptr<scalar_t>() : nullptr;
-  for (int64_t n = 0; n < s.batch; ++n) {
-    const auto x_t = input[n].permute({1, 2, 0}).contiguous();  // [H, W, Cin]
+  const int64_t offset_stride = 2 * prm.offset_groups * K * hw_out, mask_stride = prm.offset_groups * K * hw_out;
+  torch::Tensor x_t;  // [images of the pass, H, W, Cin]
+  deform_for_each_pass(plan, s.batch, hw_out, [&](int64_t n0, int64_t n1, int64_t q0, int64_t q1) {
+    if (q0 == 0) x_t = input.narrow(0, n0, n1 - n0).permute({0, 2, 3, 1}).contiguous();
     const scalar_t* x_p = x_t.data_ptr<scalar_t>();
-    const scalar_t* offset_n = offset_p + n * 2 * prm.offset_groups * K * hw_out;
-    const scalar_t* mask_n = mask_p ? mask_p + n * prm.offset_groups * K * hw_out : nullptr;
-    scalar_t* out_n = out + n * s.out_channels * hw_out;
-    for (int64_t b0 = 0; b0 < hw_out; b0 += block) {
-      const int64_t b1 = std::min(hw_out, b0 + block);
-      const int64_t num_tiles = (b1 - b0 + tile - 1) / tile;
-      at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t t = begin; t < end; ++t) {
-          const int64_t p0 = b0 + t * tile, p1 = std::min(b1, p0 + tile);
-          deform_fill_columns(s, prm, x_p, offset_n, mask_n, p0, p1, zeros.data(), col_p + (p0 - b0) * col_width);
+    const int64_t rows = q1 - q0, tiles = (rows + tile - 1) / tile;
+    // Tiles of all images of the pass in one parallel region (BLAS called inside OpenMP regions
+    // made the threads spin-wait on a loaded machine, so the GEMMs follow outside it).
+    at::parallel_for(0, (n1 - n0) * tiles, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t ni = i / tiles, p0 = q0 + (i % tiles) * tile, p1 = std::min(q1, p0 + tile);
+        const int64_t n = n0 + ni;
+        deform_fill_columns(s, prm, x_p + ni * hw_in * cin, offset_p + n * offset_stride,
+                            mask_p ? mask_p + n * mask_stride : nullptr, p0, p1, zeros.data(),
+                            col_p + (ni * rows + p0 - q0) * col_width);
+      }
+    });
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t b0 = q0; b0 < q1; b0 += plan.block) {
+        const int64_t b1 = std::min(q1, b0 + plan.block);
+        scalar_t* col_b = col_p + ((n - n0) * rows + b0 - q0) * col_width;
+        for (int64_t g = 0; g < prm.groups; ++g) {
+          auto out_view = deform_matrix_view(out + (n * s.out_channels + g * cout_g) * hw_out + b0, cout_g, b1 - b0,
+                                             hw_out);
+          auto col_view = deform_matrix_view(col_b + g * K * cg, b1 - b0, K * cg, col_width);
+          at::mm_out(out_view, w_t.narrow(0, g * cout_g, cout_g), col_view.t());
         }
-      });
-      for (int64_t g = 0; g < prm.groups; ++g) {
-        auto out_view = deform_matrix_view(out_n + g * cout_g * hw_out + b0, cout_g, b1 - b0, hw_out);
-        auto col_view = deform_matrix_view(col_p + g * K * cg, b1 - b0, K * cg, col_width);
-        at::mm_out(out_view, w_t.narrow(0, g * cout_g, cout_g), col_view.t());
       }
     }
-  }
+  });
 }
 
 /// Gradients of the CPU forward (bias excluded), written into the preallocated, zero-filled
@@ -191,17 +241,17 @@ inline void deform_conv2d_backward_cpu_kernel(const torch::Tensor& grad_out, con
   const int64_t hw_in = s.height * s.width;
   const int64_t hw_out = s.out_h * s.out_w;
   const int64_t tile = deform_conv2d_tile_pixels(col_width);
-  const int64_t tiles_per_block = std::max(1, at::get_num_threads());
-  const int64_t block = tile * tiles_per_block;
-  const int64_t rows = std::min(block, hw_out);
+  // Tile t of every block scatters into input-gradient part t of its image (channels-last): no
+  // two threads share a part, and each part sums its tiles in a fixed order (block by block).
+  const int64_t num_parts = std::min<int64_t>(std::max(1, at::get_num_threads()), (hw_out + tile - 1) / tile);
+  const auto plan = deform_conv2d_plan(s.batch, col_width, 2 * hw_out * col_width + num_parts * hw_in * cin);
+  const int64_t images = std::max<int64_t>(plan.images_per_pass, 1);
+  const int64_t col_rows = plan.images_per_pass > 0 ? plan.images_per_pass * hw_out : std::min(plan.block, hw_out);
   const auto w_t = weight.permute({0, 2, 3, 1}).contiguous().view({s.out_channels, K * cg});
   auto grad_w_t = torch::zeros_like(w_t);  // tap-major like w_t
-  auto col = torch::empty({rows, col_width}, input.options());
-  auto grad_col = torch::empty({rows, col_width}, input.options());
-  // Tile t of every block scatters into input-gradient part t (channels-last): no two threads
-  // share a part, and each part sums its tiles in a fixed order.
-  const int64_t num_parts = std::min(tiles_per_block, (hw_out + tile - 1) / tile);
-  auto grad_x_parts = torch::empty({num_parts, hw_in, cin}, input.options());
+  auto col = torch::empty({col_rows, col_width}, input.options());
+  auto grad_col = torch::empty({col_rows, col_width}, input.options());
+  auto grad_x_parts = torch::empty({images, num_parts, hw_in, cin}, input.options());
   scalar_t* col_p = col.data_ptr<scalar_t>();
   scalar_t* grad_col_p = grad_col.data_ptr<scalar_t>();
   const std::vector<scalar_t> zeros(static_cast<size_t>(cin), scalar_t(0));
@@ -211,38 +261,54 @@ inline void deform_conv2d_backward_cpu_kernel(const torch::Tensor& grad_out, con
   scalar_t* goff_p = grad_offset.data_ptr<scalar_t>();
   scalar_t* gmask_p = prm.use_mask ? grad_mask.data_ptr<scalar_t>() : nullptr;
   scalar_t* gx_parts_p = grad_x_parts.data_ptr<scalar_t>();
-  for (int64_t n = 0; n < s.batch; ++n) {
-    const auto x_t = input[n].permute({1, 2, 0}).contiguous();
+  const int64_t offset_stride = 2 * prm.offset_groups * K * hw_out, mask_stride = prm.offset_groups * K * hw_out;
+  torch::Tensor x_t;  // [images of the pass, H, W, Cin]
+  deform_for_each_pass(plan, s.batch, hw_out, [&](int64_t n0, int64_t n1, int64_t q0, int64_t q1) {
+    if (q0 == 0) {
+      x_t = input.narrow(0, n0, n1 - n0).permute({0, 2, 3, 1}).contiguous();
+      grad_x_parts.zero_();
+    }
     const scalar_t* x_p = x_t.data_ptr<scalar_t>();
-    const scalar_t* offset_n = offset_p + n * 2 * prm.offset_groups * K * hw_out;
-    const scalar_t* mask_n = mask_p ? mask_p + n * prm.offset_groups * K * hw_out : nullptr;
-    scalar_t* goff_n = goff_p + n * 2 * prm.offset_groups * K * hw_out;
-    scalar_t* gmask_n = gmask_p ? gmask_p + n * prm.offset_groups * K * hw_out : nullptr;
-    const scalar_t* go_n = go_p + n * s.out_channels * hw_out;
-    grad_x_parts.zero_();
-    for (int64_t b0 = 0; b0 < hw_out; b0 += block) {
-      const int64_t b1 = std::min(hw_out, b0 + block), bp = b1 - b0;
-      const int64_t num_tiles = (bp + tile - 1) / tile;
-      at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t t = begin; t < end; ++t) {
-          const int64_t p0 = b0 + t * tile, p1 = std::min(b1, p0 + tile);
-          deform_fill_columns(s, prm, x_p, offset_n, mask_n, p0, p1, zeros.data(), col_p + (p0 - b0) * col_width);
-        }
-      });
-      for (int64_t g = 0; g < prm.groups; ++g) {
-        const auto go_view =
-            deform_matrix_view(const_cast<scalar_t*>(go_n) + g * cout_g * hw_out + b0, cout_g, bp, hw_out);
-        auto col_view = deform_matrix_view(col_p + g * K * cg, bp, K * cg, col_width);
-        auto grad_col_view = deform_matrix_view(grad_col_p + g * K * cg, bp, K * cg, col_width);
-        at::mm_out(grad_col_view, go_view.t(), w_t.narrow(0, g * cout_g, cout_g));  // [block, K*Cg]
-        grad_w_t.narrow(0, g * cout_g, cout_g).addmm_(go_view, col_view);
+    const int64_t rows = q1 - q0, tiles = (rows + tile - 1) / tile;
+    at::parallel_for(0, (n1 - n0) * tiles, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t ni = i / tiles, p0 = q0 + (i % tiles) * tile, p1 = std::min(q1, p0 + tile);
+        const int64_t n = n0 + ni;
+        deform_fill_columns(s, prm, x_p + ni * hw_in * cin, offset_p + n * offset_stride,
+                            mask_p ? mask_p + n * mask_stride : nullptr, p0, p1, zeros.data(),
+                            col_p + (ni * rows + p0 - q0) * col_width);
       }
-      at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) {
-        std::vector<scalar_t> sink(static_cast<size_t>(cin));  // written by invalid corners, never read
-        for (int64_t t = begin; t < end; ++t) {
-          const int64_t p0 = b0 + t * tile, p1 = std::min(b1, p0 + tile);
-          scalar_t* gx = gx_parts_p + t * hw_in * cin;
-          const scalar_t* gcol_tile = grad_col_p + (p0 - b0) * col_width;
+    });
+    for (int64_t n = n0; n < n1; ++n) {
+      const scalar_t* go_n = go_p + n * s.out_channels * hw_out;
+      for (int64_t b0 = q0; b0 < q1; b0 += plan.block) {
+        const int64_t bp = std::min(q1, b0 + plan.block) - b0;
+        const int64_t row0 = ((n - n0) * rows + b0 - q0) * col_width;
+        for (int64_t g = 0; g < prm.groups; ++g) {
+          const auto go_view =
+              deform_matrix_view(const_cast<scalar_t*>(go_n) + g * cout_g * hw_out + b0, cout_g, bp, hw_out);
+          auto col_view = deform_matrix_view(col_p + row0 + g * K * cg, bp, K * cg, col_width);
+          auto grad_col_view = deform_matrix_view(grad_col_p + row0 + g * K * cg, bp, K * cg, col_width);
+          at::mm_out(grad_col_view, go_view.t(), w_t.narrow(0, g * cout_g, cout_g));  // [block, K*Cg]
+          grad_w_t.narrow(0, g * cout_g, cout_g).addmm_(go_view, col_view);
+        }
+      }
+    }
+    // One item per (image, part): part t takes tile t of each block of the pass, in block order.
+    at::parallel_for(0, (n1 - n0) * num_parts, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> sink(static_cast<size_t>(cin));  // written by invalid corners, never read
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t ni = i / num_parts, t = i % num_parts, n = n0 + ni;
+        const scalar_t* x_n = x_p + ni * hw_in * cin;
+        const scalar_t* offset_n = offset_p + n * offset_stride;
+        const scalar_t* mask_n = mask_p ? mask_p + n * mask_stride : nullptr;
+        scalar_t* goff_n = goff_p + n * offset_stride;
+        scalar_t* gmask_n = gmask_p ? gmask_p + n * mask_stride : nullptr;
+        scalar_t* gx = gx_parts_p + (ni * num_parts + t) * hw_in * cin;
+        for (int64_t b0 = q0; b0 < q1; b0 += plan.block) {
+          const int64_t p0 = b0 + t * tile, p1 = std::min({q1, b0 + plan.block, p0 + tile});
+          if (p0 >= p1) continue;
+          const scalar_t* gcol_tile = grad_col_p + (ni * rows + p0 - q0) * col_width;
           deform_for_each_sample<scalar_t>(
               s, prm, offset_n, mask_n, p0, p1,
               [&](int64_t r, int64_t og, int64_t k, const BilinearCorners<scalar_t>& c, scalar_t m) {
@@ -251,7 +317,7 @@ inline void deform_conv2d_backward_cpu_kernel(const torch::Tensor& grad_out, con
                 scalar_t mw[4];
                 for (int q = 0; q < 4; ++q) {
                   const bool valid = c.index[q] >= 0;
-                  src[q] = valid ? x_p + c.index[q] * cin : zeros.data();
+                  src[q] = valid ? x_n + c.index[q] * cin : zeros.data();
                   dst[q] = valid ? gx + c.index[q] * cin : sink.data();
                   mw[q] = c.weight[q] * m;
                 }
@@ -266,16 +332,16 @@ inline void deform_conv2d_backward_cpu_kernel(const torch::Tensor& grad_out, con
                     const scalar_t wq = mw[q];
                     // Four partial sums so the reduction vectorises without -ffast-math.
                     scalar_t acc[4] = {0, 0, 0, 0};
-                    int64_t i = 0;
-                    for (; i + 4 <= len; i += 4) {
+                    int64_t j = 0;
+                    for (; j + 4 <= len; j += 4) {
                       for (int l = 0; l < 4; ++l) {
-                        acc[l] += gc[i + l] * a[i + l];
-                        ga[i + l] += wq * gc[i + l];
+                        acc[l] += gc[j + l] * a[j + l];
+                        ga[j + l] += wq * gc[j + l];
                       }
                     }
-                    for (; i < len; ++i) {
-                      acc[0] += gc[i] * a[i];
-                      ga[i] += wq * gc[i];
+                    for (; j < len; ++j) {
+                      acc[0] += gc[j] * a[j];
+                      ga[j] += wq * gc[j];
                     }
                     dot[q] += (acc[0] + acc[1]) + (acc[2] + acc[3]);
                   }
@@ -292,12 +358,17 @@ inline void deform_conv2d_backward_cpu_kernel(const torch::Tensor& grad_out, con
                 if (gmask_n) gmask_n[(og * K + k) * hw_out + p] = value;
               });
         }
-      });
+      }
+    });
+    if (q1 == hw_out) {
+      // Fixed-order reduction of each image's parts, back to [Cin, H, W].
+      for (int64_t n = n0; n < n1; ++n) {
+        const auto parts = grad_x_parts[n - n0];
+        auto gx_sum = num_parts == 1 ? parts[0] : parts.sum(0);
+        grad_input[n].copy_(gx_sum.view({s.height, s.width, cin}).permute({2, 0, 1}));
+      }
     }
-    // Fixed-order reduction of the parts' input gradients, back to [Cin, H, W].
-    auto gx_sum = num_parts == 1 ? grad_x_parts[0] : grad_x_parts.sum(0);
-    grad_input[n].copy_(gx_sum.view({s.height, s.width, cin}).permute({2, 0, 1}));
-  }
+  });
   // [Cout, kh, kw, Cg] -> [Cout, Cg, kh, kw]
   grad_weight.copy_(grad_w_t.view({s.out_channels, s.kernel_h, s.kernel_w, cg}).permute({0, 3, 1, 2}));
 }
