@@ -155,6 +155,18 @@ std::optional<std::filesystem::path> earlier_run_file(const std::filesystem::pat
   return std::nullopt;
 }
 
+/// The same for a study with `seeds`: its summary (out/results.json) and its own seeds' folders
+/// only, so that the halves of a study started as separate processes can share one --out.
+std::optional<std::filesystem::path> earlier_study_file(const std::filesystem::path& out,
+                                                        const std::vector<uint64_t>& seeds) {
+  std::error_code ec;
+  if (std::filesystem::exists(out / "results.json", ec)) return out / "results.json";
+  for (const auto seed : seeds) {
+    if (auto file = earlier_run_file(out / ("seed_" + std::to_string(seed)))) return file;
+  }
+  return std::nullopt;
+}
+
 int run(const cp::TrainOptions& o, bool force) {
   cp::set_cpu_threads(o.threads);
   const auto* dist = cp::current_distributed();
@@ -186,7 +198,7 @@ int run(const cp::TrainOptions& o, bool force) {
   const auto data = cp::load_dataset(o);
   // After the data (whose errors name their files first), before anything is written.
   if (main && !o.resume && !force) {
-    if (const auto earlier = earlier_run_file(o.out)) {
+    if (const auto earlier = o.seeds.empty() ? earlier_run_file(o.out) : earlier_study_file(o.out, seeds)) {
       throw std::runtime_error("--out " + o.out + " holds an earlier run (" + earlier->string() +
                                "); pass --resume to continue it, --force to replace it, or choose another --out");
     }
@@ -247,6 +259,16 @@ int run(const cp::TrainOptions& o, bool force) {
     runs.push_back(std::move(run));
   }
   const auto study = cp::study_json(runs, o.variants);
+  if (!o.resume && !force && std::filesystem::exists(std::filesystem::path(o.out) / "results.json")) {
+    // It was not there at the start: another part of the study, sharing this --out, wrote it.
+    cp::print_study(stdout, o.dataset, study, seeds.size(), o.model.name);
+    std::fprintf(stderr,
+                 "crossview-train: %s/results.json was written by another run meanwhile and is kept; this run's "
+                 "seeds are in seed_<s>/. For the summary of every seed: crossview-train --seeds <all seeds> "
+                 "--resume --out %s (with the same options)\n",
+                 o.out.c_str(), o.out.c_str());
+    return 0;
+  }
   nlohmann::json results = summary;
   results["dataset"] = o.dataset;
   results["seeds"] = seeds;

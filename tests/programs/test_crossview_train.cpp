@@ -312,6 +312,30 @@ TEST_CASE("crossview-eval reproduces the training program's evaluation from the 
     CHECK(trained.at(key).get<double>() == doctest::Approx(evaluated.at(key).get<double>()).epsilon(1e-9));
   }
   CHECK(fs::exists(dir / "eval" / "fig5_inconsistency.png"));
+
+  // --vvd-control evaluates the rotated crops too: rotated - control, paired over the scenes.
+  const auto control = run(kEval + " --checkpoint " + (dir / "train" / "vvd" / "model.pt").string() +
+                               " --eval-images 2 --eval-height 64 --eval-width 96 --threads 2 --figure-samples 2 "
+                               "--vvd-control --out " +
+                               (dir / "control").string(),
+                           dir / "c.txt");
+  REQUIRE_MESSAGE(control.status == 0, control.output);
+  CHECK(control.output.find("rotated - control, 95 % paired bootstrap over the 2 scenes") != std::string::npos);
+  const auto control_json = read_json(dir / "control" / "eval.json");
+  const auto& on_control = control_json.at("variants")[0];
+  const auto& pairs = control_json.at("rotated_minus_control");
+  REQUIRE(pairs.size() == 1);
+  CHECK(pairs[0].at("rotated").at("seg_miou_vvd").get<double>() ==
+        doctest::Approx(trained.at("seg_miou_vvd").get<double>()).epsilon(1e-9));
+  CHECK(on_control.at("seg_miou_original").get<double>() ==
+        doctest::Approx(trained.at("seg_miou_original").get<double>()).epsilon(1e-9));
+  for (const char* key : {"seg_miou_vvd", "cvc_miou", "cvc_pixacc"}) {
+    CAPTURE(key);
+    const auto& d = pairs[0].at("difference").at(key);
+    const double expected = trained.at(key).get<double>() - on_control.at(key).get<double>();
+    CHECK(d.at("observed").get<double>() == doctest::Approx(expected).epsilon(1e-6));
+    CHECK(d.at("ci95")[0].get<double>() <= d.at("ci95")[1].get<double>());
+  }
 }
 
 TEST_CASE("crossview-train --warmup trains a shared start once; every variant continues from it") {
@@ -382,6 +406,19 @@ TEST_CASE("crossview-train --seeds runs a paired study with intervals and a figu
   const auto reread = read_json(out / "results.json").at("variants");
   CHECK(reread[1].at("difference_to_baseline") == variants[1].at("difference_to_baseline"));
   CHECK(reread[1].at("bootstrap_difference_to_baseline") == variants[1].at("bootstrap_difference_to_baseline"));
+
+  // Parts of a study may share one --out (separate processes): each refuses only its own seeds'
+  // folders and the summary, and keeps a summary another part wrote meanwhile.
+  fs::remove(out / "results.json");
+  const auto own = run(kTrain + kTiny + " --seeds 2 --variants baseline,vvd --quiet --out " + out.string(),
+                       dir / "own.txt");
+  CHECK(own.status != 0);
+  CHECK(own.output.find("seed_2") != std::string::npos);
+  const auto other = run(kTrain + kTiny + " --seeds 3 --variants baseline,vvd --quiet --out " + out.string(),
+                         dir / "other.txt");
+  REQUIRE_MESSAGE(other.status == 0, other.output);
+  CHECK(read_json(out / "results.json").at("seeds") == std::vector<int>{3});
+  CHECK(fs::exists(out / "seed_1" / "vvd" / "model.pt"));
 }
 
 TEST_CASE("crossview-train --model deeplabv3 trains all four variants and prints them beside Table 3") {
