@@ -73,10 +73,14 @@ int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints, 
       vvd_control ? "--vvd-control: the VVD views are unrotated crops of the original views, each of its rotated "
                     "crop's size and centred on what that crop sees"
                   : "";
+  // With --vvd-control the checkpoints are evaluated twice, on the rotated crops and on their
+  // controls; the same scenes feed both, so rotated - control is bootstrapped over paired scenes.
+  const auto rotated = data;
   if (vvd_control) {
     data.eval_pair = [pairs = data.eval_pair](int64_t i) { return cp::control_pair(pairs(i)); };
     std::fprintf(stderr, "%s\n", protocol.c_str());
   }
+  nlohmann::json rotated_minus_control = nlohmann::json::array();
   std::vector<cp::VariantResult> results;
   std::vector<cp::Evaluation> evaluations;
   std::vector<std::string> names, models;
@@ -95,6 +99,12 @@ int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints, 
     std::fprintf(stderr, "%s %s (%s): original mIoU %.2f | VVD mIoU %.2f | CVC mIoU %.2f | CVC pixAcc %.2f\n",
                  cp::model_title(loaded.network->model_name()).c_str(), loaded.variant.c_str(), path.c_str(),
                  r.seg_miou_original, r.seg_miou_vvd, r.cvc_miou, r.cvc_pixacc);
+    if (vvd_control) {
+      const auto on_rotated = cp::evaluate(loaded.network, rotated, device, 0).result;
+      rotated_minus_control.push_back(
+          {{"checkpoint", path}, {"variant", loaded.variant}, {"rotated", cp::to_json(on_rotated)},
+           {"difference", cp::rotated_minus_control(stdout, loaded.variant, on_rotated, r)}});
+    }
     names.push_back(loaded.variant);
     models.push_back(loaded.network->model_name());
     results.push_back(r);
@@ -106,7 +116,7 @@ int run(const cp::TrainOptions& o, const std::vector<std::string>& checkpoints, 
   cp::write_results_json(std::filesystem::path(o.out) / "eval.json", data.name, results,
                          {{"checkpoints", checkpoints}, {"models", models}, {"class_names", data.class_names},
                           {"focal", data.focal}, {"eval_pairs", data.eval_size},
-                          {"vvd_control", vvd_control}});
+                          {"vvd_control", vvd_control}, {"rotated_minus_control", rotated_minus_control}});
   std::string sources;
   for (size_t i = 0; i < checkpoints.size(); ++i) {
     sources += (i ? ", " : "") + (one_model ? "" : cp::model_title(models[i]) + " ") + checkpoints[i];

@@ -368,6 +368,35 @@ TEST_CASE("--seeds takes a range or a list") {
   }
 }
 
+TEST_CASE("rotated_minus_control: pooled differences with a paired scene bootstrap; unpaired scenes refused") {
+  // Two classes, two scenes. Rotated: scene 0 all correct, scene 1 half wrong; control: all correct.
+  const auto m = [](std::vector<int64_t> v) { return torch::tensor(v, torch::kInt64).view({2, 2}); };
+  cp::VariantResult rotated, control;
+  rotated.scene_vvd = rotated.scene_cvc = {m({4, 0, 0, 4}), m({2, 2, 0, 4})};
+  control.scene_vvd = control.scene_cvc = {m({4, 0, 0, 4}), m({4, 0, 0, 4})};
+  std::FILE* sink = std::tmpfile();
+  const auto j = cp::rotated_minus_control(sink, "net", rotated, control);
+  std::fclose(sink);
+  // Pooled rotated [[6, 2], [0, 8]]: IoU 6/8 and 8/10, mIoU 0.775; pixel accuracy 14/16.
+  CHECK(j.at("seg_miou_vvd").at("observed").get<double>() == doctest::Approx(100.0 * (0.775 - 1.0)));
+  CHECK(j.at("cvc_pixacc").at("observed").get<double>() == doctest::Approx(100.0 * (14.0 / 16.0 - 1.0)));
+  // Every resample of scenes {0, 1} lies between "scene 0 twice" (0) and "scene 1 twice"
+  // (pooled [[4, 4], [0, 8]]: IoU 4/8 and 8/12).
+  const double worst = 100.0 * ((4.0 / 8.0 + 8.0 / 12.0) / 2.0 - 1.0);
+  for (const char* key : {"seg_miou_vvd", "cvc_miou"}) {
+    CAPTURE(key);
+    const auto& ci = j.at(key).at("ci95");
+    CHECK(ci[0].get<double>() >= worst - 1e-9);
+    CHECK(ci[1].get<double>() <= 1e-9);
+    CHECK(ci[0].get<double>() <= ci[1].get<double>());
+  }
+  control.scene_vvd.pop_back();
+  CHECK_THROWS_WITH_AS(cp::rotated_minus_control(stdout, "net", rotated, control),
+                       doctest::Contains("net: the per-scene matrices of seg_miou_vvd must cover the same scenes, "
+                                         "got 2 rotated and 1 control scenes"),
+                       std::invalid_argument);
+}
+
 TEST_CASE("control_pair: an unrotated crop of the VVD crop's size, centred on what the VVD crop sees") {
   // Exact renders of the synthetic VVD split (paper ranges, cropped to what the original sees).
   crossview::SyntheticVVDDataset vvd(crossview::SyntheticStreetOptions().size(6).height(48).width(96));
