@@ -89,7 +89,8 @@ const std::vector<Config> kConfigs = {
     {1, 16, 31, 29, 5, 3, 3, 1, 1, 2, 2, 2, 2, 1, 2, true, true, 1.5},  // several tiles of 64+ pixels
     // Several images of several tiles each (the backward's per-image split across threads).
     {2, 8, 24, 30, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2, 2, true, true, 1.0},
-    // Images too large for a pass of whole images (the backward's buffers exceed 2^22 entries):
+    // Images too large for a pass of whole images (the backward's buffers exceed 2^19 entries per
+    // thread, up to 8 threads):
     // one block of one image per pass.
     {2, 16, 120, 128, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false, false, 1.0},
 };

@@ -13,9 +13,9 @@
 ///
 /// Work is done in passes (DeformConv2dPlan): the columns of a pass are filled in one parallel
 /// region, then multiplied by the blocks' (multi-threaded) GEMMs outside it. A pass is several
-/// whole images when their buffers fit in 2^22 entries (small maps: one tile per image would
-/// leave the other threads idle), else one block of one image; memory is bounded by that, not by
-/// the batch size. Backward per pass: grad_col = grad_out_block^T * W and grad_weight +=
+/// whole images when their buffers fit in 2^19 entries per thread (small maps: one tile per image
+/// would leave the other threads idle), else one block of one image; memory is bounded by that,
+/// not by the batch size. Backward per pass: grad_col = grad_out_block^T * W and grad_weight +=
 /// grad_out_block * col (GEMMs, block by block), then one parallel region over (image, part)
 /// that scatters grad_col into a channels-last input gradient (tile t of every block of an image
 /// belongs to its part t, so no two threads write the same memory) and reduces grad_offset /
@@ -142,15 +142,17 @@ struct DeformConv2dPlan {
 };
 
 /// Plan for `entries_per_image` buffer entries per image (columns, and in the backward their
-/// gradient and the input-gradient parts): whole images per pass while a pass stays within 2^22
-/// entries (16 MiB in float).
+/// gradient and the input-gradient parts): whole images per pass while a pass stays within 2^19
+/// entries (2 MiB in float, about a core's L2) per thread, so that the GEMMs find the columns
+/// still in cache.
 inline DeformConv2dPlan deform_conv2d_plan(int64_t batch, int64_t col_width, int64_t entries_per_image) {
-  constexpr int64_t kPassEntries = int64_t{1} << 22;
+  const int64_t threads = std::max(1, at::get_num_threads());
+  const int64_t pass_entries = (int64_t{1} << 19) * threads;
   DeformConv2dPlan plan{};
   plan.tile = deform_conv2d_tile_pixels(col_width);
-  plan.block = plan.tile * std::max(1, at::get_num_threads());
+  plan.block = plan.tile * threads;
   const int64_t per_image = std::max<int64_t>(entries_per_image, 1);
-  plan.images_per_pass = per_image <= kPassEntries ? std::min(batch, kPassEntries / per_image) : 0;
+  plan.images_per_pass = per_image <= pass_entries ? std::min(batch, pass_entries / per_image) : 0;
   return plan;
 }
 
