@@ -147,7 +147,8 @@ int main(int argc, char** argv) {
   app.add_flag("--vvd-control", vvd_control,
                "control of the VVD columns: evaluate, instead of each rotated crop, the original view cropped to the "
                "same size around what the crop sees (no rotation); VVD mIoU minus its control is what the view "
-               "direction costs, the rest of the gap to the original views is lost context");
+               "direction costs, the rest of the gap to the original views is lost context. The rotated crops are "
+               "evaluated too, and rotated - control is printed with a paired bootstrap over the scenes");
   app.add_option("--dump-logits", dump_logits_path, "write the logits of the first pair")->group("");  // test hook
   try {
     app.parse(argc, argv);

@@ -172,6 +172,28 @@ inline void deform_for_each_pass(const DeformConv2dPlan& plan, int64_t batch, in
   }
 }
 
+/// Fills the columns of the pass [n0, n1) x [q0, q1) (deform_for_each_pass) in one parallel
+/// region over all its tiles: output pixel p of image n0 + ni goes to row ni * (q1 - q0) + p - q0
+/// of col. x_p holds the pass's images channels-last ([n1 - n0, H, W, Cin]).
+template <typename scalar_t>
+inline void deform_fill_pass(const DeformConv2dShape& s, const DeformConv2dParams& prm, int64_t tile,
+                             const scalar_t* x_p, const scalar_t* offset_p, const scalar_t* mask_p, int64_t n0,
+                             int64_t n1, int64_t q0, int64_t q1, const scalar_t* zeros, scalar_t* col_p) {
+  const int64_t K = s.kernel_h * s.kernel_w;
+  const int64_t hw_out = s.out_h * s.out_w, image = s.height * s.width * s.in_channels;
+  const int64_t col_width = K * s.in_channels;
+  const int64_t rows = q1 - q0, tiles = (rows + tile - 1) / tile;
+  at::parallel_for(0, (n1 - n0) * tiles, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t ni = i / tiles, p0 = q0 + (i % tiles) * tile, p1 = std::min(q1, p0 + tile);
+      const int64_t n = n0 + ni;
+      deform_fill_columns(s, prm, x_p + ni * image, offset_p + n * 2 * prm.offset_groups * K * hw_out,
+                          mask_p ? mask_p + n * prm.offset_groups * K * hw_out : nullptr, p0, p1, zeros,
+                          col_p + (ni * rows + p0 - q0) * col_width);
+    }
+  });
+}
+
 /// Forward: output [N, Cout, Hout, Wout] (bias not added). All tensors contiguous, same dtype.
 template <typename scalar_t>
 inline void deform_conv2d_forward_cpu_kernel(const torch::Tensor& input, const torch::Tensor& weight,
@@ -182,10 +204,8 @@ inline void deform_conv2d_forward_cpu_kernel(const torch::Tensor& input, const t
   const int64_t cin = s.in_channels, cg = cin / prm.groups;
   const int64_t cout_g = s.out_channels / prm.groups;
   const int64_t col_width = K * cin;
-  const int64_t hw_in = s.height * s.width;
   const int64_t hw_out = s.out_h * s.out_w;
   const auto plan = deform_conv2d_plan(s.batch, col_width, hw_out * col_width);
-  const int64_t tile = plan.tile;
   // [Cout, kh, kw, Cg]: tap-major rows matching the column layout.
   const auto w_t = weight.permute({0, 2, 3, 1}).contiguous().view({s.out_channels, K * cg});
   const int64_t col_rows = plan.images_per_pass > 0 ? plan.images_per_pass * hw_out : std::min(plan.block, hw_out);
@@ -195,23 +215,14 @@ inline void deform_conv2d_forward_cpu_kernel(const torch::Tensor& input, const t
   scalar_t* out = output.data_ptr<scalar_t>();
   const scalar_t* offset_p = offset.data_ptr<scalar_t>();
   const scalar_t* mask_p = prm.use_mask ? mask.data_ptr<scalar_t>() : nullptr;
-  const int64_t offset_stride = 2 * prm.offset_groups * K * hw_out, mask_stride = prm.offset_groups * K * hw_out;
   torch::Tensor x_t;  // [images of the pass, H, W, Cin]
   deform_for_each_pass(plan, s.batch, hw_out, [&](int64_t n0, int64_t n1, int64_t q0, int64_t q1) {
     if (q0 == 0) x_t = input.narrow(0, n0, n1 - n0).permute({0, 2, 3, 1}).contiguous();
     const scalar_t* x_p = x_t.data_ptr<scalar_t>();
-    const int64_t rows = q1 - q0, tiles = (rows + tile - 1) / tile;
-    // Tiles of all images of the pass in one parallel region (BLAS called inside OpenMP regions
-    // made the threads spin-wait on a loaded machine, so the GEMMs follow outside it).
-    at::parallel_for(0, (n1 - n0) * tiles, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const int64_t ni = i / tiles, p0 = q0 + (i % tiles) * tile, p1 = std::min(q1, p0 + tile);
-        const int64_t n = n0 + ni;
-        deform_fill_columns(s, prm, x_p + ni * hw_in * cin, offset_p + n * offset_stride,
-                            mask_p ? mask_p + n * mask_stride : nullptr, p0, p1, zeros.data(),
-                            col_p + (ni * rows + p0 - q0) * col_width);
-      }
-    });
+    const int64_t rows = q1 - q0;
+    // The GEMMs follow outside the fill's parallel region (BLAS called inside OpenMP regions made
+    // the threads spin-wait on a loaded machine).
+    deform_fill_pass(s, prm, plan.tile, x_p, offset_p, mask_p, n0, n1, q0, q1, zeros.data(), col_p);
     for (int64_t n = n0; n < n1; ++n) {
       for (int64_t b0 = q0; b0 < q1; b0 += plan.block) {
         const int64_t b1 = std::min(q1, b0 + plan.block);
@@ -271,16 +282,8 @@ inline void deform_conv2d_backward_cpu_kernel(const torch::Tensor& grad_out, con
       grad_x_parts.zero_();
     }
     const scalar_t* x_p = x_t.data_ptr<scalar_t>();
-    const int64_t rows = q1 - q0, tiles = (rows + tile - 1) / tile;
-    at::parallel_for(0, (n1 - n0) * tiles, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const int64_t ni = i / tiles, p0 = q0 + (i % tiles) * tile, p1 = std::min(q1, p0 + tile);
-        const int64_t n = n0 + ni;
-        deform_fill_columns(s, prm, x_p + ni * hw_in * cin, offset_p + n * offset_stride,
-                            mask_p ? mask_p + n * mask_stride : nullptr, p0, p1, zeros.data(),
-                            col_p + (ni * rows + p0 - q0) * col_width);
-      }
-    });
+    const int64_t rows = q1 - q0;
+    deform_fill_pass(s, prm, tile, x_p, offset_p, mask_p, n0, n1, q0, q1, zeros.data(), col_p);
     for (int64_t n = n0; n < n1; ++n) {
       const scalar_t* go_n = go_p + n * s.out_channels * hw_out;
       for (int64_t b0 = q0; b0 < q1; b0 += plan.block) {
