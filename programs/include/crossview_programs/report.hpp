@@ -98,28 +98,35 @@ inline std::optional<PaperTable> paper_table(const std::string& dataset, const s
 /// figures of the model are named below the table, not inside it. Datasets with a whole rotated
 /// view get two more columns: VVD and CVC mIoU on the whole view (a second protocol). `model`:
 /// pspnet | deeplabv3 | ccnet, or "" for checkpoints of several models (no paper figures).
+/// The four table metrics as a bootstrap over scenes recomputes them from the per-scene confusion
+/// matrices: results.json key, printed label, the matrices, the metric. One list for the table's
+/// bootstrap line, the study's bootstrap and the view-direction control.
+struct SceneMetric {
+  const char* key;
+  const char* label;
+  std::vector<torch::Tensor> VariantResult::*scenes;
+  crossview::SegmentationMetric metric;
+};
+inline constexpr SceneMetric kSceneMetrics[] = {
+    {"seg_miou_vvd", "VVD mIoU", &VariantResult::scene_vvd, crossview::SegmentationMetric::kMeanIoU},
+    {"cvc_miou", "CVC mIoU", &VariantResult::scene_cvc, crossview::SegmentationMetric::kMeanIoU},
+    {"cvc_pixacc", "CVC pixAcc", &VariantResult::scene_cvc, crossview::SegmentationMetric::kPixelAccuracy},
+    {"seg_miou_original", "original mIoU", &VariantResult::scene_original, crossview::SegmentationMetric::kMeanIoU}};
+
 /// One line under a table: the 95 % percentile interval of `method` - `base` for the four table
 /// metrics from a paired bootstrap over the evaluation scenes (2000 resamples of the per-scene
 /// confusion matrices; crossview::bootstrap_difference). It measures the evaluation set's sampling
 /// error only, not the training noise that a seed study (--seeds) measures. Nothing when the
 /// results hold no per-scene matrices.
 inline void print_scene_bootstrap(std::FILE* out, const VariantResult& method, const VariantResult& base) {
-  const struct {
-    const char* name;
-    std::vector<torch::Tensor> VariantResult::*scenes;
-    crossview::SegmentationMetric metric;
-  } metrics[] = {{"VVD mIoU", &VariantResult::scene_vvd, crossview::SegmentationMetric::kMeanIoU},
-                 {"CVC mIoU", &VariantResult::scene_cvc, crossview::SegmentationMetric::kMeanIoU},
-                 {"CVC pixAcc", &VariantResult::scene_cvc, crossview::SegmentationMetric::kPixelAccuracy},
-                 {"original mIoU", &VariantResult::scene_original, crossview::SegmentationMetric::kMeanIoU}};
   std::string line;
-  for (const auto& m : metrics) {
+  for (const auto& m : kSceneMetrics) {
     const auto& a = method.*(m.scenes);
     const auto& b = base.*(m.scenes);
     if (a.empty() || a.size() != b.size()) return;
     const auto d = crossview::bootstrap_difference(a, b, m.metric);
     char buf[96];
-    std::snprintf(buf, sizeof buf, "%s%s [%+.2f, %+.2f]", line.empty() ? "" : ", ", m.name, 100.0 * d.lo,
+    std::snprintf(buf, sizeof buf, "%s%s [%+.2f, %+.2f]", line.empty() ? "" : ", ", m.label, 100.0 * d.lo,
                   100.0 * d.hi);
     line += buf;
   }

@@ -199,15 +199,7 @@ inline nlohmann::json study_json(const std::vector<SeedRun>& runs, const std::ve
         }
         j["difference_to_baseline"][key] = interval_json(crossview::paired_difference(method, baseline));
       }
-      const struct {
-        const char* key;
-        std::vector<torch::Tensor> VariantResult::*scenes;
-        crossview::SegmentationMetric metric;
-      } boots[] = {{"seg_miou_vvd", &VariantResult::scene_vvd, crossview::SegmentationMetric::kMeanIoU},
-                   {"cvc_miou", &VariantResult::scene_cvc, crossview::SegmentationMetric::kMeanIoU},
-                   {"cvc_pixacc", &VariantResult::scene_cvc, crossview::SegmentationMetric::kPixelAccuracy},
-                   {"seg_miou_original", &VariantResult::scene_original, crossview::SegmentationMetric::kMeanIoU}};
-      for (const auto& boot : boots) {
+      for (const auto& boot : kSceneMetrics) {
         const auto d = crossview::bootstrap_difference(pooled_scenes(runs, v, boot.scenes),
                                                        pooled_scenes(runs, b, boot.scenes), boot.metric);
         j["bootstrap_difference_to_baseline"][boot.key] = {

@@ -72,18 +72,10 @@ inline EvalPair control_pair(EvalPair pair) {
 /// cover different numbers of scenes.
 inline nlohmann::json rotated_minus_control(std::FILE* out, const std::string& name, const VariantResult& rotated,
                                             const VariantResult& control) {
-  const struct {
-    const char* key;
-    const char* label;
-    std::vector<torch::Tensor> VariantResult::*scenes;
-    crossview::SegmentationMetric metric;
-  } metrics[] = {{"seg_miou_vvd", "VVD mIoU", &VariantResult::scene_vvd, crossview::SegmentationMetric::kMeanIoU},
-                 {"cvc_miou", "CVC mIoU", &VariantResult::scene_cvc, crossview::SegmentationMetric::kMeanIoU},
-                 {"cvc_pixacc", "CVC pixAcc", &VariantResult::scene_cvc,
-                  crossview::SegmentationMetric::kPixelAccuracy}};
   nlohmann::json j;
   std::string line;
-  for (const auto& m : metrics) {
+  for (const auto& m : kSceneMetrics) {
+    if (m.scenes == &VariantResult::scene_original) continue;  // the same views in both evaluations
     const auto& a = rotated.*(m.scenes);
     const auto& b = control.*(m.scenes);
     if (a.empty() || a.size() != b.size()) {
